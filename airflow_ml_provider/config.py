@@ -1,0 +1,536 @@
+"""City configuration: the YAML schema, loading with ``_defaults.yaml`` merged under each city, errors for people.
+
+This module is imported while Airflow parses DAG files, so it must stay light: pydantic and PyYAML only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULTS_FILE = "_defaults.yaml"
+CONFIG_DIR_ENV = "AIRFLOW_ML_CONFIG_DIR"
+CITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
+CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "precision", "recall")
+# Metrics where a larger value is better; for all others smaller is better.
+HIGHER_IS_BETTER = frozenset({"r2", "roc_auc", "accuracy", "f1", "precision", "recall"})
+
+
+class ConfigError(ValueError):
+    """One or more problems in city config files; each line names the file and the field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistryConfig(_Model):
+    model_name: str = Field("{city}", description="MLflow registered model name; `{city}` is replaced.")
+    max_model_age_days: int | None = Field(
+        None, ge=1, description="`airflow-ml status` warns when the champion is older than this."
+    )
+
+
+class StorageConfig(_Model):
+    base_uri: str = Field(
+        ".airflow-ml/runs",
+        description="Local folder or s3://bucket/prefix where each run keeps its validated snapshot and model.",
+    )
+    aws_conn_id: str = "aws_default"
+
+
+class DataConfig(_Model):
+    uri: str = Field(
+        description="Local path or s3://bucket/key (a key ending in / reads every file under it). "
+        "`{city}` and Airflow templates such as `{{ ds }}` are allowed."
+    )
+    format: Literal["parquet", "csv"] | None = Field(None, description="Defaults to the URI's suffix.")
+    aws_conn_id: str = "aws_default"
+    timestamp_column: str
+    id_columns: list[str] = Field(default_factory=list, description="Identifiers that must never be features.")
+    train_window_days: int = Field(90, ge=1)
+    eval_window_days: int = Field(14, ge=1, description="The most recent days, never trained on.")
+
+
+class FeaturesConfig(_Model):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> FeaturesConfig:
+        if not self.numeric and not self.categorical:
+            raise ValueError("declare at least one numeric or categorical feature")
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {both}")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ModelConfig(_Model):
+    estimator: str = Field(description="Import path of a scikit-learn compatible estimator class.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    allowed_estimator_prefixes: list[str] = Field(
+        default_factory=lambda: ["sklearn."],
+        description="Module prefixes estimators may come from. Only `_defaults.yaml` may set this.",
+    )
+
+    @model_validator(mode="after")
+    def _estimator_allowed(self) -> ModelConfig:
+        if not any(self.estimator.startswith(p) for p in self.allowed_estimator_prefixes):
+            raise ValueError(
+                f"estimator {self.estimator!r} is not allowed; estimators must start with one of "
+                f"{self.allowed_estimator_prefixes} (platform teams extend model.allowed_estimator_prefixes "
+                f"in {DEFAULTS_FILE})"
+            )
+        return self
+
+
+class ExpectationConfig(_Model):
+    """One Great Expectations expectation: ``{expect_...: {kwargs}}`` with an optional ``severity``."""
+
+    type: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["error", "warning"] = "error"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "type" not in value:
+            value = dict(value)
+            severity = value.pop("severity", "error")
+            names = [k for k in value if k.startswith("expect_")]
+            if len(names) != 1 or len(value) != 1:
+                raise ValueError(
+                    "each expectation is one `expect_<name>: {arguments}` entry with an optional `severity`, "
+                    f"got keys {sorted(value)}"
+                )
+            kwargs = value[names[0]]
+            if kwargs is None:
+                kwargs = {}
+            if not isinstance(kwargs, dict):
+                raise ValueError(f"arguments of {names[0]} must be a mapping, got {kwargs!r}")
+            return {"type": names[0], "kwargs": kwargs, "severity": severity}
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _snake_case(cls, value: str) -> str:
+        if not re.fullmatch(r"expect_[a-z0-9_]+", value):
+            raise ValueError(f"expectation names are snake_case and start with expect_, got {value!r}")
+        return value
+
+
+class ValidationConfig(_Model):
+    expectations: list[ExpectationConfig] = Field(default_factory=list)
+    min_rows: int = Field(100, ge=1, description="Minimum rows in each of the train and eval windows.")
+    max_duplicate_fraction: float = Field(
+        0.01, ge=0, le=1, description="Fail when more than this share of rows are exact duplicates."
+    )
+
+
+Scalar = str | int | float | bool
+
+
+class Condition(_Model):
+    """A filter on one column: ``eq``, ``in``, or a half-open range ``[gte, lt)`` (``gt``/``lte`` also accepted)."""
+
+    eq: Scalar | None = None
+    in_: list[Scalar] | None = Field(None, alias="in")
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar_is_eq(cls, value: Any) -> Any:
+        if isinstance(value, (str, int, float, bool)):
+            return {"eq": value}
+        if isinstance(value, list):
+            return {"in": value}
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Condition:
+        if all(v is None for v in (self.eq, self.in_, self.gte, self.gt, self.lte, self.lt)):
+            raise ValueError("a condition needs one of eq, in, gte, gt, lte, lt")
+        return self
+
+
+class BinsConfig(_Model):
+    column: str
+    edges: list[float] = Field(min_length=2, description="Bin edges; bins are [edge_i, edge_i+1).")
+    labels: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BinsConfig:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError(f"edges must increase strictly, got {self.edges}")
+        if self.labels is not None and len(self.labels) != len(self.edges) - 1:
+            raise ValueError(f"{len(self.edges) - 1} bins need {len(self.edges) - 1} labels, got {len(self.labels)}")
+        return self
+
+
+class SliceConfig(_Model):
+    """One slice family: every value of a ``column``, every pair of ``columns``, numeric ``bins``, or a named ``where``."""
+
+    name: str | None = None
+    column: str | None = None
+    columns: list[str] | None = Field(None, min_length=2, max_length=2)
+    bins: BinsConfig | None = None
+    where: dict[str, Condition] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SliceConfig:
+        kinds = [k for k in ("column", "columns", "bins", "where") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a slice has exactly one of column, columns, bins, where; got {kinds or 'none'}")
+        if self.where is not None and not self.name:
+            raise ValueError("a `where` slice needs a `name`")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.column:
+            return self.column
+        if self.columns:
+            return " x ".join(self.columns)
+        assert self.bins is not None
+        return self.bins.column
+
+    @property
+    def referenced_columns(self) -> list[str]:
+        if self.column:
+            return [self.column]
+        if self.columns:
+            return list(self.columns)
+        if self.bins:
+            return [self.bins.column]
+        return list(self.where or {})
+
+
+class Tolerance(_Model):
+    max_relative_regression: float | None = Field(None, ge=0)
+    max_absolute_regression: float | None = Field(None, ge=0)
+
+
+class GuardrailConfig(_Model):
+    metric: str
+    scope: Literal["slices", "overall"] = Field(
+        "slices", description="`slices` judges every slice (and the overall rows); `overall` only all rows."
+    )
+    max_relative_regression: float | None = Field(
+        None, ge=0, description="Largest tolerated regression vs the champion, as a fraction of its value."
+    )
+    max_absolute_regression: float | None = Field(None, ge=0)
+    min_value: float | None = Field(None, description="Absolute floor for the candidate (e.g. r2, roc_auc).")
+    max_value: float | None = Field(None, description="Absolute ceiling for the candidate (e.g. mae).")
+    overrides: dict[str, Tolerance] = Field(
+        default_factory=dict,
+        description="Per-slice tolerances by slice id, e.g. `district=airport: {max_relative_regression: 0}`.",
+    )
+
+    @model_validator(mode="after")
+    def _has_rule(self) -> GuardrailConfig:
+        rules = (self.max_relative_regression, self.max_absolute_regression, self.min_value, self.max_value)
+        if all(r is None for r in rules):
+            raise ValueError(
+                "a guardrail needs at least one of max_relative_regression, max_absolute_regression, "
+                "min_value, max_value"
+            )
+        return self
+
+
+class BaselineConfig(_Model):
+    strategy: Literal["mean", "median", "majority", "column"] = "mean"
+    column: str | None = Field(None, description="With strategy `column`: a heuristic prediction column.")
+
+    @model_validator(mode="after")
+    def _column(self) -> BaselineConfig:
+        if (self.strategy == "column") != (self.column is not None):
+            raise ValueError("`column` is required with strategy `column` and only allowed with it")
+        return self
+
+
+class EvaluationConfig(_Model):
+    primary_metric: str
+    slices: list[SliceConfig] = Field(default_factory=list)
+    min_slice_rows: int = Field(200, ge=1)
+    guardrails: list[GuardrailConfig] = Field(default_factory=list)
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence for noise-aware guardrail verdicts.")
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    threshold_fpr: float = Field(
+        0.1, gt=0, lt=1,
+        description="Classification: precision/recall are compared at the threshold giving the champion this FPR.",
+    )
+
+
+class NotifierConfig(_Model):
+    kind: Literal["smtp", "slack"]
+    conn_id: str | None = None
+    to: list[str] | None = Field(None, description="smtp: recipients")
+    channel: str | None = Field(None, description="slack: channel")
+
+
+class ApprovalConfig(_Model):
+    approvers: list[str] = Field(min_length=1, description="Airflow user names allowed to approve or reject.")
+    timeout_hours: float = Field(72, gt=0, description="No answer by then means rejected.")
+    on_guardrail_failure: Literal["block", "ask"] = "block"
+    notifiers: list[NotifierConfig] = Field(default_factory=list)
+
+
+class ResourcesConfig(_Model):
+    pool: str | None = Field(None, description="Airflow pool for train/evaluate, so cities do not all train at once.")
+    pool_slots: int = Field(1, ge=1)
+    cpu: str | None = Field(None, description="KubernetesExecutor request, e.g. '2'.")
+    memory: str | None = Field(None, description="KubernetesExecutor request, e.g. '4Gi'.")
+    start_spread_minutes: int = Field(
+        0, ge=0, le=59,
+        description="Shift the cron minute by a stable per-city offset in [0, N) so cities on one cron spread out.",
+    )
+
+
+class CityConfig(_Model):
+    """Everything one city's retraining DAG needs; see docs/config-reference.md."""
+
+    schema_version: Literal[1] = 1
+    city: Annotated[str, Field(pattern=CITY_NAME_PATTERN)]
+    owner: str = "airflow"
+    schedule: str | None = Field(None, description="Cron expression, or null for manual runs only.")
+    retries: int = Field(2, ge=0, le=10)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    data: DataConfig
+    task: Literal["regression", "classification"]
+    target: str
+    features: FeaturesConfig
+    model: ModelConfig
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    evaluation: EvaluationConfig
+    approval: ApprovalConfig
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not (len(value.split()) == 5 or value.startswith("@")):
+            raise ValueError(f"expected a 5-field cron expression such as '0 3 * * 1' or null, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CityConfig:
+        problems: list[str] = []
+        metrics = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+        if self.evaluation.primary_metric not in metrics:
+            problems.append(
+                f"evaluation.primary_metric: {self.evaluation.primary_metric!r} is not a {self.task} metric; "
+                f"use one of {list(metrics)}"
+            )
+        for i, guardrail in enumerate(self.evaluation.guardrails):
+            if guardrail.metric not in metrics:
+                problems.append(
+                    f"evaluation.guardrails[{i}].metric: {guardrail.metric!r} is not a {self.task} metric; "
+                    f"use one of {list(metrics)}"
+                )
+        features = self.features.all
+        if self.target in features:
+            problems.append(f"features: the target {self.target!r} cannot also be a feature")
+        for column in self.data.id_columns:
+            if column in features:
+                problems.append(f"features: {column!r} is an id column (data.id_columns) and cannot be a feature")
+        if self.data.timestamp_column in features:
+            problems.append(f"features: the timestamp column {self.data.timestamp_column!r} cannot be a feature")
+        if self.evaluation.baseline.strategy == "majority" and self.task == "regression":
+            problems.append("evaluation.baseline.strategy: `majority` is for classification; use mean or median")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.registry.model_name.format(city=self.city)
+
+    @property
+    def retrain_dag_id(self) -> str:
+        return f"retrain_{self.city}"
+
+    @property
+    def rollback_dag_id(self) -> str:
+        return f"rollback_{self.city}"
+
+    def config_hash(self) -> str:
+        """sha256 of the resolved config, the lineage tag that says exactly which settings trained a model."""
+        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def config_dir() -> Path:
+    """The city config folder: ``$AIRFLOW_ML_CONFIG_DIR``, else ``dags/configs`` of the current project."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or "dags/configs")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) in ``override`` replaces ``base``."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"{path.name}: file not found in {path.parent}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path.name}: not valid YAML{where}: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path.name}: expected a mapping of settings at the top level, got {type(data).__name__}"])
+    return data
+
+
+def _field_path(loc: Iterable[Any]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "extra_forbidden": "unknown key; check the spelling against docs/config-reference.md",
+    "missing": "required field is missing",
+    "string_pattern_mismatch": "must match {pattern}",
+    "too_short": "needs at least {min_length} item(s)",
+    "too_long": "allows at most {max_length} item(s)",
+}
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind in _MESSAGES:
+        message = _MESSAGES[kind].format(**ctx)
+    elif kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+    else:
+        message = error["msg"][0].lower() + error["msg"][1:]
+    if kind not in ("missing", "extra_forbidden", "value_error") or kind == "extra_forbidden":
+        if "input" in error and not isinstance(error["input"], dict):
+            message += f", got {error['input']!r}"
+    return message
+
+
+def format_validation_error(filename: str, exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        path = _field_path(error["loc"])
+        message = _describe(error)
+        if error["type"] == "value_error" and path == "(top level)":
+            problems.extend(f"{filename}: {part}" for part in message.split("; "))
+        else:
+            problems.append(f"{filename}: {path}: {message}")
+    return problems
+
+
+def load_defaults(directory: Path) -> dict[str, Any]:
+    path = directory / DEFAULTS_FILE
+    return _read_yaml(path) if path.exists() else {}
+
+
+def load_city_config(city: str, directory: Path | None = None, defaults: dict[str, Any] | None = None) -> CityConfig:
+    """Load ``<directory>/<city>.yaml`` with ``_defaults.yaml`` merged under it; raise ConfigError naming file and field."""
+    directory = directory or config_dir()
+    filename = f"{city}.yaml"
+    if defaults is None:
+        defaults = load_defaults(directory)
+    raw = _read_yaml(directory / filename)
+    problems: list[str] = []
+    if "allowed_estimator_prefixes" in (raw.get("model") or {}):
+        problems.append(
+            f"{filename}: model.allowed_estimator_prefixes: may only be set in {DEFAULTS_FILE} "
+            "(the platform team decides which estimator modules are allowed)"
+        )
+    if raw.get("city", city) != city:
+        problems.append(f"{filename}: city: must equal the file name {city!r}, got {raw['city']!r}")
+    merged = deep_merge(defaults, raw)
+    merged.setdefault("city", city)
+    try:
+        config = CityConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(filename, exc))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def city_names(directory: Path | None = None) -> list[str]:
+    """City names of the ``<city>.yaml`` files in the folder (``_``-prefixed files are not cities)."""
+    directory = directory or config_dir()
+    return sorted(p.stem for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_all(directory: Path | None = None) -> tuple[dict[str, CityConfig], list[str]]:
+    """Every city config in the folder, and the problems of the ones that failed (each names its file)."""
+    directory = directory or config_dir()
+    configs: dict[str, CityConfig] = {}
+    problems: list[str] = []
+    try:
+        defaults = load_defaults(directory)
+    except ConfigError as exc:
+        return {}, exc.problems
+    for city in city_names(directory):
+        if not re.fullmatch(CITY_NAME_PATTERN, city):
+            problems.append(f"{city}.yaml: the file name must be a city name matching {CITY_NAME_PATTERN}")
+            continue
+        try:
+            configs[city] = load_city_config(city, directory, defaults)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return configs, problems
+
+
+def json_schema() -> dict[str, Any]:
+    schema = CityConfig.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "airflow-ml-provider city config"
+    return schema

@@ -1,0 +1,74 @@
+"""The training pipeline: one scikit-learn Pipeline holds preprocessing and the estimator, so the object that is
+evaluated, registered and served applies exactly the feature path it was trained with."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from airflow_ml_provider.config import CityConfig
+
+
+def estimator_class(path: str, allowed_prefixes: list[str]) -> type[BaseEstimator]:
+    """Import an estimator class from its dotted path, only from the allowed module prefixes."""
+    if not any(path.startswith(prefix) for prefix in allowed_prefixes):
+        raise ValueError(f"model.estimator: {path!r} is not under an allowed prefix {allowed_prefixes}")
+    module_name, _, class_name = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"model.estimator: cannot import {path!r}: {exc}") from None
+    if not (isinstance(cls, type) and hasattr(cls, "fit")):
+        raise ValueError(f"model.estimator: {path!r} is not an estimator class")
+    return cls
+
+
+def build_pipeline(config: CityConfig, params: dict[str, Any]) -> Pipeline:
+    """Preprocessing (impute + scale numeric, impute + one-hot categorical) followed by the configured estimator."""
+    cls = estimator_class(config.model.estimator, config.model.allowed_estimator_prefixes)
+    try:
+        estimator = cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"model.params for {config.model.estimator}: {exc}") from None
+    transformers = []
+    if config.features.numeric:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        transformers.append(("numeric", numeric, list(config.features.numeric)))
+    if config.features.categorical:
+        categorical = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+            ]
+        )
+        transformers.append(("categorical", categorical, list(config.features.categorical)))
+    return Pipeline([("features", ColumnTransformer(transformers)), ("estimator", estimator)])
+
+
+def feature_frame(config: CityConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's input columns in a fixed order; categorical columns as strings so one-hot sees one dtype."""
+    features = frame[config.features.all].copy()
+    for column in config.features.categorical:
+        features[column] = features[column].astype("string").astype(object)
+    return features
+
+
+def fit(config: CityConfig, train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
+    pipeline = build_pipeline(config, params)
+    pipeline.fit(feature_frame(config, train), train[config.target])
+    return pipeline
+
+
+def predict(config: CityConfig, model: Any, frame: pd.DataFrame) -> Any:
+    """Point predictions for regression, P(positive class) for classification."""
+    features = feature_frame(config, frame)
+    if config.task == "classification":
+        return model.predict_proba(features)[:, 1]
+    return model.predict(features)

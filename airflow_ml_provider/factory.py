@@ -1,0 +1,205 @@
+"""CityConfig -> Airflow DAGs. Wiring only: every step's logic lives in operators/ and core/.
+
+Each city has its own loader file ``dags/<city>.py`` calling :func:`city_dags`. Airflow 3.3 marks every DAG of a
+file stale when that file has an import error, so one file per city is what keeps a broken city config from
+taking the other cities down. Nothing here imports pandas, scikit-learn, Great Expectations or MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG, Param, chain, get_parsing_context
+
+from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, load_city_config
+from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
+from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY, EvaluateModelOperator
+from airflow_ml_provider.operators.promote import PromoteModelOperator, RollbackModelOperator
+from airflow_ml_provider.operators.register import RegisterModelOperator
+from airflow_ml_provider.operators.train import TrainModelOperator
+from airflow_ml_provider.operators.validate import ValidateDataOperator
+
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
+
+
+def city_dags(loader_file: str) -> dict[str, DAG]:
+    """The DAGs of the city named by the loader file (``dags/berlin.py`` -> ``configs/berlin.yaml``).
+
+    While a task runs, only that task's DAG is built. A bad config raises ConfigError naming file and field, which
+    Airflow shows as this file's import error.
+    """
+    city = Path(loader_file).stem
+    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(loader_file).parent / "configs")
+    config = load_city_config(city, directory)
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    if wanted in (None, config.retrain_dag_id):
+        dags[config.retrain_dag_id] = build_retrain_dag(config)
+    if wanted in (None, config.rollback_dag_id):
+        dags[config.rollback_dag_id] = build_rollback_dag(config)
+    return dags
+
+
+def cron_schedule(config: CityConfig) -> str | None:
+    """The city's cron, with its minute shifted by a stable per-city offset when ``start_spread_minutes`` is set."""
+    spread = config.resources.start_spread_minutes
+    if config.schedule is None or spread == 0 or config.schedule.startswith("@"):
+        return config.schedule
+    minute, rest = config.schedule.split(maxsplit=1)
+    if not minute.isdigit():
+        return config.schedule  # a list or range of minutes: leave it as written
+    offset = int(hashlib.sha256(config.city.encode()).hexdigest(), 16) % spread
+    return f"{(int(minute) + offset) % 60} {rest}"
+
+
+def trigger_params(config: CityConfig) -> dict[str, Param]:
+    """The trigger form: typed, titled, with the YAML's values as defaults."""
+    tolerance = next(
+        (g.max_relative_regression for g in config.evaluation.guardrails if g.max_relative_regression is not None),
+        None,
+    )
+    return {
+        "train_window_days": Param(
+            config.data.train_window_days, type="integer", minimum=1, maximum=3650, title="Training window (days)",
+            description="Days of data before the eval window to train on.", section="Data",
+        ),
+        "eval_window_days": Param(
+            config.data.eval_window_days, type="integer", minimum=1, maximum=365, title="Evaluation window (days)",
+            description="The most recent days, never trained on: candidate and champion are compared on them.",
+            section="Data",
+        ),
+        "estimator_params": Param(
+            {}, type="object", title="Estimator parameter overrides",
+            description_md=f"Merged over `model.params` of the YAML: `{config.model.params}` "
+            f"for `{config.model.estimator}`.", section="Model",
+        ),
+        "guardrail_tolerance": Param(
+            None, type=["null", "number"], minimum=0, maximum=1, title="Guardrail tolerance override",
+            description_md=f"Replaces `max_relative_regression` of every guardrail for this run (YAML: `{tolerance}`)."
+            " Per-slice overrides still apply. Leave empty to use the YAML.", section="Guardrails",
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Stop after evaluate: nothing is registered and nobody is asked to approve.",
+        ),
+        "reason": Param("", type="string", title="Reason for this run",
+                        description="Recorded on the model version, e.g. 'new district launched'."),
+    }
+
+
+def build_retrain_dag(config: CityConfig) -> DAG:
+    train_resources = _resources(config)
+    with DAG(
+        dag_id=config.retrain_dag_id,
+        schedule=cron_schedule(config),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["retraining", config.city, config.owner],
+        params=trigger_params(config),
+        doc_md=_retrain_doc(config),
+        default_args={
+            "owner": config.owner,
+            "retries": config.retries,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": timedelta(minutes=30),
+        },
+    ) as dag:
+        common = {"config": config}
+        validate = ValidateDataOperator(
+            task_id="validate_data", data_uri=config.data.uri.replace("{city}", config.city), **common
+        )
+        train = TrainModelOperator(task_id="train", validation=validate.output, **common, **train_resources)
+        evaluate = EvaluateModelOperator(
+            task_id="evaluate", validation=validate.output, training=train.output, **common, **train_resources
+        )
+        register = RegisterModelOperator(
+            task_id="register", validation=validate.output, training=train.output, evaluation=evaluate.output,
+            **common,
+        )
+        approve = CityApprovalOperator(
+            task_id="approve",
+            config=config,
+            registration=register.output,
+            body=f"{{{{ ti.xcom_pull(task_ids='evaluate', key='{REPORT_MARKDOWN_KEY}') }}}}",
+            notifiers=build_notifiers(config),
+        )
+        promote = PromoteModelOperator(
+            task_id="promote", registration=register.output, decision=approve.output, **common
+        )
+        chain(validate, train, evaluate, register, approve, promote)
+    return dag
+
+
+def build_rollback_dag(config: CityConfig) -> DAG:
+    with DAG(
+        dag_id=config.rollback_dag_id,
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["rollback", config.city, config.owner],
+        params={
+            "to_version": Param("previous_champion", type="string", title="Version to restore",
+                                description="A version number, or previous_champion."),
+            "reason": Param(type="string", minLength=3, title="Reason (required)",
+                            description="Recorded on the model version."),
+            "force": Param(False, type="boolean", title="Allow a version that was never approved"),
+        },
+        doc_md=f"### Roll back `{config.model_name}`\nMoves the MLflow alias `champion` back in one step "
+        f"(default: to `previous_champion`) and records who, when and why on the version.",
+    ) as dag:
+        RollbackModelOperator(
+            task_id="rollback", config=config, to_version="{{ params.to_version }}", reason="{{ params.reason }}",
+            force="{{ params.force }}",
+        )
+    return dag
+
+
+def _resources(config: CityConfig) -> dict:
+    """Pool and KubernetesExecutor pod override for the heavy steps (train, evaluate)."""
+    resources = config.resources
+    kwargs: dict = {}
+    if resources.pool:
+        kwargs.update(pool=resources.pool, pool_slots=resources.pool_slots)
+    if resources.cpu or resources.memory:
+        from kubernetes.client import models as k8s  # only needed where pods are configured
+
+        requests = {k: v for k, v in (("cpu", resources.cpu), ("memory", resources.memory)) if v}
+        kwargs["executor_config"] = {
+            "pod_override": k8s.V1Pod(
+                spec=k8s.V1PodSpec(
+                    containers=[k8s.V1Container(name="base", resources=k8s.V1ResourceRequirements(requests=requests))]
+                )
+            )
+        }
+    return kwargs
+
+
+def _retrain_doc(config: CityConfig) -> str:
+    guardrails = "; ".join(
+        f"{g.metric} (relative {g.max_relative_regression}, absolute {g.max_absolute_regression})"
+        for g in config.evaluation.guardrails
+    ) or "none"
+    return f"""### Retrain `{config.model_name}` for {config.city}
+Built from `configs/{config.city}.yaml` by airflow-ml-provider. Owner: **{config.owner}**.
+
+1. **validate_data**: reads `{config.data.uri}`, checks it with Great Expectations and built-in checks, and writes a
+   validated snapshot that later steps read.
+2. **train**: fits `{config.model.estimator}` in a scikit-learn Pipeline on the training window
+   ({config.data.train_window_days} days before the {config.data.eval_window_days}-day evaluation window).
+3. **evaluate**: compares the candidate with the current `champion` on the evaluation window, slice by slice.
+   Guardrails: {guardrails}; confidence {config.evaluation.confidence}.
+4. **register**: logs the model to MLflow as a new version of `{config.model_name}`, alias `challenger`.
+5. **approve**: waits for one of {", ".join(config.approval.approvers)} under **Browse > Required Actions**
+   (timeout {config.approval.timeout_hours} h = rejected). Guardrail failure: **{config.approval.on_guardrail_failure}**.
+6. **promote**: moves the MLflow alias `champion` to the approved version; `previous_champion` keeps the old one.
+
+Trigger with **Trigger DAG** to change the windows, estimator parameters or tolerance for one run, or to dry-run.
+Roll back with the `{config.rollback_dag_id}` DAG.
+"""

@@ -1,0 +1,141 @@
+"""approve: Airflow's own ApprovalOperator, wired to the city's approvers, report and guardrail policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseNotifier, Context
+
+TIMEOUT_DECIDER = "timeout"
+
+
+class CityApprovalOperator(ApprovalOperator):
+    """Ask the city's approvers in Airflow's Required Actions screen whether to promote the registered candidate.
+
+    Silence never promotes: ``defaults="Reject"`` with ``response_timeout`` from ``approval.timeout_hours``.
+    With ``on_guardrail_failure: block`` a failed guardrail asks no one (this task and ``promote`` are skipped);
+    with ``ask`` the approver sees the failure and must give a reason to approve. A rejection or a timeout is
+    recorded on the model version.
+
+    :param registration: XCom of ``register`` (model name, version, verdict).
+    """
+
+    template_fields = (*ApprovalOperator.template_fields, "registration")
+
+    def __init__(
+        self,
+        *,
+        config: CityConfig,
+        registration: Any,
+        body: str,
+        notifiers: list[BaseNotifier] | None = None,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        approval = config.approval
+        super().__init__(
+            subject=f"Promote {config.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} "
+            f"for {config.city}?",
+            body=body,
+            defaults="Reject",
+            response_timeout=timedelta(hours=approval.timeout_hours),
+            assigned_users=[{"id": user, "name": user} for user in approval.approvers],
+            params={
+                **(kwargs.pop("params", None) or {}),  # the DAG's params, which Airflow filters out of the form
+                "reason": Param(
+                    "",
+                    type="string",
+                    title="Reason",
+                    description="Why you approve or reject. Required to approve a candidate that failed guardrails.",
+                )
+            },
+            notifiers=notifiers,
+            retries=0,  # a retry would ask the approvers a second time
+            **kwargs,
+        )
+        self.config = config
+        self.registration = registration
+        self.mlflow_conn_id = mlflow_conn_id
+
+    def execute(self, context: Context) -> Any:
+        if not self.registration["needs_approval"]:
+            raise AirflowSkipException(
+                f"guardrails failed and {self.config.city} blocks on failure: nothing to approve, nothing promoted"
+            )
+        if self.registration["verdict"] != "pass":
+            self.params["reason"] = Param(
+                "", type="string", minLength=1, title="Reason (required: guardrails failed)",
+                description="This candidate failed its guardrails. Approving it needs a reason for the audit trail.",
+            )
+        context["required_actions_url"] = required_actions_url(context)  # for the notifiers' messages
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        answer = super().execute_complete(context=context, event=event)
+        decided_by = decider(answer)
+        reason = (answer.get("params_input") or {}).get("reason") or ""
+        if answer["chosen_options"] == [self.APPROVE]:
+            if self.registration["verdict"] != "pass" and not reason.strip():
+                raise AirflowFailException(
+                    f"{decided_by} approved a candidate that failed its guardrails without a reason; nothing promoted"
+                )
+            return answer
+        MlflowHook(self.mlflow_conn_id).reject(
+            self.registration["model_name"], self.registration["version"], decided_by=decided_by,
+            reason=reason or ("no answer within the approval timeout" if decided_by == TIMEOUT_DECIDER else ""),
+            report_sha256=self.registration["report_sha256"],
+        )
+        self.log.info("%s v%s rejected by %s", self.registration["model_name"], self.registration["version"],
+                      decided_by)
+        return answer
+
+
+def decider(answer: dict[str, Any]) -> str:
+    """Who answered: the user's name, or ``timeout`` when the scheduler applied the default answer."""
+    user = answer.get("responded_by_user") or {}
+    return user.get("name") or user.get("id") or TIMEOUT_DECIDER
+
+
+def required_actions_url(context: Context) -> str:
+    try:
+        return ApprovalOperator.generate_link_to_ui_from_context(context=context)
+    except ValueError:  # no [api] base_url configured
+        return "(set [api] base_url to get a link) Browse > Required Actions in the Airflow UI"
+
+
+def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
+    """Airflow's SMTP and Slack notifiers from ``approval.notifiers``; messages carry the Required Actions link."""
+    message = (
+        f"{config.model_name}: a retrained model for {config.city} is waiting for your approval. "
+        "Review the guardrail report and answer here: {{ required_actions_url }}"
+    )
+    notifiers: list[BaseNotifier] = []
+    for spec in config.approval.notifiers:
+        if spec.kind == "smtp":
+            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+            notifiers.append(
+                SmtpNotifier(to=spec.to or [], subject=f"Approval needed: {config.model_name} for {config.city}",
+                             html_content=message, **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}))
+            )
+        else:
+            try:
+                from airflow.providers.slack.notifications.slack import SlackNotifier
+            except ImportError:
+                raise ValueError(
+                    f"{config.city}.yaml: approval.notifiers: kind slack needs apache-airflow-providers-slack"
+                ) from None
+            notifiers.append(
+                SlackNotifier(text=message, channel=spec.channel or "#general",
+                              **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}))
+            )
+    return notifiers

@@ -1,0 +1,74 @@
+"""promote and rollback: move the ``champion`` alias, with compare-and-set and an audit trail on the version."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.core.registry import RollbackRefused, StaleChampionError
+from airflow_ml_provider.operators.approve import decider
+from airflow_ml_provider.operators.base import CityOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class PromoteModelOperator(CityOperator):
+    """Point ``champion`` at the approved candidate if it still points where evaluation saw it; a retry is a no-op.
+
+    :param registration: XCom of ``register``. :param decision: XCom of ``approve``.
+    """
+
+    template_fields = ("registration", "decision")
+
+    def __init__(self, *, registration: Any, decision: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.registration = registration
+        self.decision = decision
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        reg = self.registration
+        approver = decider(self.decision)
+        try:
+            promotion = self.mlflow_hook().promote(
+                reg["model_name"], reg["version"], expected_champion=reg["champion_version"], decided_by=approver,
+                reason=(self.decision.get("params_input") or {}).get("reason") or "", report_sha256=reg["report_sha256"],
+            )
+        except StaleChampionError as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("%s v%s is champion (approved by %s); previous champion: %s", reg["model_name"], reg["version"],
+                      approver, promotion.previous_champion)
+        return {"model_name": reg["model_name"], "champion": reg["version"], "approved_by": approver,
+                "previous_champion": promotion.previous_champion}
+
+
+class RollbackModelOperator(CityOperator):
+    """Move ``champion`` back in one step; records who (the user who triggered the run), when and why.
+
+    :param to_version: version to restore, or ``previous_champion`` (templated).
+    :param reason: why (templated, required).
+    """
+
+    template_fields = ("to_version", "reason", "force")
+
+    def __init__(self, *, to_version: str, reason: str, force: Any = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.to_version = to_version
+        self.reason = reason
+        self.force = force
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if not str(self.reason).strip():
+            raise AirflowFailException("a rollback needs a reason; trigger it again with the reason filled in")
+        target = None if self.to_version in ("", "previous_champion", None) else str(self.to_version)
+        user = context["dag_run"].triggering_user_name or "unknown"
+        try:
+            plan = self.mlflow_hook().rollback(
+                self.config.model_name, to_version=target, decided_by=user, reason=str(self.reason),
+                force=str(self.force).lower() in ("true", "1"),
+            )
+        except (RollbackRefused, ValueError) as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("%s champion: v%s -> v%s by %s", plan.model_name, plan.from_version, plan.to_version, user)
+        return {"model_name": plan.model_name, "champion": plan.to_version, "from_version": plan.from_version}

@@ -1,0 +1,60 @@
+"""validate_data: read the source window once, check it, and write the validated snapshot later steps read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.operators.base import CityOperator, run_end
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ValidateDataOperator(CityOperator):
+    """Run the built-in checks and the city's Great Expectations suite on the window's rows.
+
+    :param data_uri: local path or s3:// URI of the source (templated, e.g. ``s3://rides/{{ ds }}/``).
+    """
+
+    template_fields = ("data_uri",)
+
+    def __init__(self, *, data_uri: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_uri = data_uri
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml_provider.core.snapshot import to_parquet_bytes
+        from airflow_ml_provider.core.storage import sha256_hex
+        from airflow_ml_provider.core.validation import validate
+        from airflow_ml_provider.core.windows import Windows
+        from airflow_ml_provider.hooks.dataset import DatasetHook
+
+        settings = self.settings(context)
+        windows = Windows.ending_at(run_end(context), settings.train_window_days, settings.eval_window_days)
+        dataset = DatasetHook(aws_conn_id=self.config.data.aws_conn_id)
+        frame = dataset.read_frame(self.data_uri, self.config.data.format)
+        outcome = validate(frame, self.config, windows)
+
+        hook = self.mlflow_hook()
+        mlflow_run_id = self.mlflow_run_id(context, hook)
+        hook.log_dict(mlflow_run_id, outcome.ge_result, "validation/great_expectations_result.json")
+        hook.log_text(mlflow_run_id, outcome.html(), "validation/report.html")
+        if not outcome.success:
+            # Bad data does not get better on retry: fail at once with the message a data scientist acts on.
+            raise AirflowFailException(outcome.message())
+        for warning in outcome.warnings:
+            self.log.warning("%s", warning.message)
+
+        snapshot = to_parquet_bytes(outcome.frame)
+        snapshot_uri = self.run_file_uri(context, "snapshot.parquet")
+        DatasetHook(aws_conn_id=self.config.storage.aws_conn_id).write_bytes(snapshot_uri, snapshot)
+        return {
+            "data_uri": self.data_uri,
+            "snapshot_uri": snapshot_uri,
+            "sha256": sha256_hex(snapshot),
+            "windows": windows.to_dict(),
+            "mlflow_run_id": mlflow_run_id,
+            "summary": outcome.summary(),
+        }

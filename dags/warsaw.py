@@ -1,0 +1,8 @@
+"""Airflow DAGs retrain_warsaw and rollback_warsaw, built from configs/warsaw.yaml by airflow-ml-provider.
+
+One loader file per city: a broken city config is an import error for this file only.
+"""
+
+from airflow_ml_provider.factory import city_dags
+
+globals().update(city_dags(__file__))
