@@ -448,7 +448,7 @@ def _describe(error: dict[str, Any]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind in _MESSAGES:
-        message = _MESSAGES[kind].format(**ctx)
+        message = _MESSAGES[kind].format(**{k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()})
     elif kind == "value_error":
         message = str(ctx.get("error", error["msg"]))
     else:

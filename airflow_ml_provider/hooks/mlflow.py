@@ -37,6 +37,8 @@ class MlflowHook(BaseHook):
     def __init__(self, mlflow_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.mlflow_conn_id = mlflow_conn_id
+        # Where new experiments keep artifacts (connection extra ``artifact_root``); else the server's default.
+        self.artifact_root: str | None = None
 
     @cached_property
     def tracking_uri(self) -> str:
@@ -55,6 +57,7 @@ class MlflowHook(BaseHook):
             os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", conn.password or "")
         if not conn.host:
             raise ValueError(f"Airflow connection {self.mlflow_conn_id!r} has no host; set it to the tracking URI")
+        self.artifact_root = conn.extra_dejson.get("artifact_root")
         return conn.host
 
     def get_conn(self) -> MlflowClient:
@@ -91,8 +94,9 @@ class MlflowHook(BaseHook):
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        location = f"{self.artifact_root.rstrip('/')}/{name}" if self.artifact_root else None
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # created concurrently by another city's task
             experiment = self.client.get_experiment_by_name(name)
             if experiment is None:

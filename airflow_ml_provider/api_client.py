@@ -1,0 +1,64 @@
+"""A small client for Airflow's REST API (``/api/v2``): trigger runs and answer approvals as a named user.
+
+Works over any httpx-compatible client: ``httpx.Client(base_url=...)`` for a running api-server, or FastAPI's
+``TestClient`` around ``create_app(apps="core")`` to use the same routes in-process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class HttpClient(Protocol):
+    def get(self, url: str, **kwargs: Any) -> Any: ...
+    def post(self, url: str, **kwargs: Any) -> Any: ...
+    def patch(self, url: str, **kwargs: Any) -> Any: ...
+
+
+class AirflowApiError(RuntimeError):
+    def __init__(self, status_code: int, message: str):
+        self.status_code = status_code
+        super().__init__(f"HTTP {status_code}: {message}")
+
+
+class AirflowApi:
+    """Airflow's REST API as one user (simple auth manager token from ``/auth/token``)."""
+
+    def __init__(self, http: HttpClient, username: str, password: str) -> None:
+        self.http = http
+        self.username = username
+        response = http.post("/auth/token", json={"username": username, "password": password})
+        self._check(response, f"log in as {username}")
+        self._headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def _check(self, response: Any, doing: str) -> Any:
+        if response.status_code >= 400:
+            raise AirflowApiError(response.status_code, f"could not {doing}: {response.text}")
+        return response.json() if response.content else None
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None) -> str:
+        body: dict[str, Any] = {"conf": conf or {}, "logical_date": logical_date}
+        response = self.http.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body, headers=self._headers)
+        return self._check(response, f"trigger {dag_id}")["dag_run_id"]
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers=self._headers)
+        return self._check(response, f"read run {run_id} of {dag_id}")
+
+    def pending_approvals(self, dag_id: str | None = None) -> list[dict[str, Any]]:
+        """Approval requests nobody has answered yet (optionally of one DAG)."""
+        response = self.http.get(
+            f"/api/v2/dags/{dag_id or '~'}/dagRuns/~/hitlDetails",
+            params={"response_received": "false"},
+            headers=self._headers,
+        )
+        return list(self._check(response, "list pending approvals")["hitl_details"])
+
+    def answer(self, dag_id: str, run_id: str, option: str, reason: str = "", task_id: str = "approve") -> dict:
+        """Answer an approval as this user: ``Approve`` or ``Reject``; 403 when the user is not an approver."""
+        response = self.http.patch(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            json={"chosen_options": [option], "params_input": {"reason": reason}},
+            headers=self._headers,
+        )
+        return self._check(response, f"answer {option} for {dag_id} {run_id} as {self.username}")

@@ -1,0 +1,45 @@
+"""``airflow-ml lint``: every problem in a config folder at once, each naming its file and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_ml_provider.config import city_names, load_all
+
+LOADER_TEMPLATE = '''"""Airflow DAGs retrain_{city} and rollback_{city}, built from configs/{city}.yaml by airflow-ml-provider."""
+
+from airflow_ml_provider.factory import city_dags
+
+globals().update(city_dags(__file__))
+'''
+
+
+def lint_directory(directory: Path) -> tuple[list[str], list[str]]:
+    """Problems in the folder (schema, expectations checked against Great Expectations, loader files) and the
+    names of the cities that are fine."""
+    if not directory.is_dir():
+        return [f"{directory}: no such folder"], []
+    configs, problems = load_all(directory)
+    if configs:
+        from airflow_ml_provider.core.validation import expectation_problems  # imports Great Expectations
+
+        for city, config in configs.items():
+            problems.extend(expectation_problems(config, f"{city}.yaml"))
+    problems.extend(loader_problems(directory))
+    bad = {p.split(".yaml", 1)[0] for p in problems}
+    return problems, [c for c in configs if c not in bad]
+
+
+def loader_problems(directory: Path) -> list[str]:
+    """In a DAG folder (configs/ next to loader files), every city needs its ``<city>.py`` loader and vice versa."""
+    dags_folder = directory.parent
+    loaders = {p.stem for p in dags_folder.glob("*.py") if "city_dags(" in p.read_text()}
+    if not loaders:
+        return []  # a config folder outside a DAG folder: nothing to pair
+    cities = set(city_names(directory))
+    problems = [
+        f"{city}.yaml: no loader {dags_folder / (city + '.py')}; create it with:\n{LOADER_TEMPLATE.format(city=city)}"
+        for city in sorted(cities - loaders)
+    ]
+    problems += [f"{dags_folder / (name + '.py')}: no config {name}.yaml in {directory}" for name in sorted(loaders - cities)]
+    return problems

@@ -1,0 +1,56 @@
+"""Test session setup. Airflow reads its configuration once, on first import, so the environment is set here,
+before any test module imports it: a throwaway AIRFLOW_HOME (SQLite), MLflow on SQLite, and a DAG folder holding
+copies of the example cities with absolute paths, because ``dag.test()`` only runs DAGs of the configured folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_ml_provider import embedded
+
+PROJECT = Path(__file__).resolve().parents[1]
+SESSION_ROOT = Path(tempfile.mkdtemp(prefix="airflow-ml-tests-"))
+TEST_DAGS = SESSION_ROOT / "dags"
+
+
+def _write_test_dag_folder() -> None:
+    """The shipped cities, with data and run storage under the session folder."""
+    shutil.copytree(PROJECT / "dags", TEST_DAGS, ignore=shutil.ignore_patterns("__pycache__"))
+    defaults_path = TEST_DAGS / "configs" / "_defaults.yaml"
+    defaults = yaml.safe_load(defaults_path.read_text())
+    defaults["storage"]["base_uri"] = str(SESSION_ROOT / "runs")
+    defaults["data"]["uri"] = str(SESSION_ROOT / "data" / "{city}" / "rides.parquet")
+    defaults_path.write_text(yaml.safe_dump(defaults, sort_keys=False))
+
+
+_write_test_dag_folder()
+os.environ.update(embedded.environment(SESSION_ROOT, TEST_DAGS))
+os.environ["AIRFLOW_ML_CONFIG_DIR"] = str(TEST_DAGS / "configs")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(scope="session")
+def session_root() -> Path:
+    return SESSION_ROOT
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB and the simple auth manager's users, once per session."""
+    embedded.apply(SESSION_ROOT, TEST_DAGS)
+    embedded.migrate_databases()
+    return SESSION_ROOT
+
+
+@pytest.fixture(scope="session")
+def test_dags_folder() -> Path:
+    return TEST_DAGS

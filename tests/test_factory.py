@@ -1,0 +1,149 @@
+"""The DAG factory: structure, params, schedules, isolation of a bad city, and cheap parsing."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from airflow_ml_provider.config import load_city_config
+from airflow_ml_provider.factory import RETRAIN_TASK_IDS, cron_schedule
+
+PROJECT = Path(__file__).resolve().parents[1]
+DAGS = PROJECT / "dags"
+
+
+@pytest.fixture(autouse=True)
+def configs_next_to_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaders read configs/ beside them unless AIRFLOW_ML_CONFIG_DIR says otherwise (the session sets it)."""
+    monkeypatch.delenv("AIRFLOW_ML_CONFIG_DIR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AIRFLOW_ML_CONFIG_DIR", raising=False)
+        return DagBag(str(DAGS))
+
+
+def test_one_retrain_and_rollback_dag_per_city(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    cities = sorted(p.stem for p in (DAGS / "configs").glob("[!_]*.yaml"))
+    assert sorted(dagbag.dag_ids) == sorted([f"retrain_{c}" for c in cities] + [f"rollback_{c}" for c in cities])
+
+
+def test_retrain_dag_structure(dagbag: DagBag) -> None:
+    dag = dagbag.dags["retrain_berlin"]
+    assert [t.task_id for t in dag.topological_sort()] == list(RETRAIN_TASK_IDS)
+    for upstream, downstream in zip(RETRAIN_TASK_IDS, RETRAIN_TASK_IDS[1:]):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert set(dag.tags) == {"retraining", "berlin", "marketplace-ml"}
+    assert "validate_data" in dag.doc_md and "Required Actions" in dag.doc_md
+    train = dag.get_task("train")
+    assert train.retries == 2 and train.retry_exponential_backoff
+    assert train.pool == "ml_training"
+    assert dag.get_task("approve").retries == 0
+
+
+def test_schedules_come_from_yaml(dagbag: DagBag) -> None:
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
+
+    assert dagbag.dags["retrain_berlin"].timetable.expression == "0 2 * * 1"
+    assert dagbag.dags["retrain_lisbon"].timetable.expression == "30 2 * * 1"
+    assert isinstance(dagbag.dags["retrain_warsaw"].timetable, NullTimetable)  # schedule: null = manual only
+    assert isinstance(dagbag.dags["rollback_berlin"].timetable, NullTimetable)
+
+
+def test_trigger_form_params_are_typed_with_yaml_defaults(dagbag: DagBag) -> None:
+    params = dagbag.dags["retrain_warsaw"].params
+    assert params["train_window_days"] == 60  # warsaw.yaml overrides the default 90
+    assert params["eval_window_days"] == 14
+    schema = {name: params.get_param(name).schema for name in params}
+    assert schema["train_window_days"]["type"] == "integer"
+    assert schema["estimator_params"]["type"] == "object"
+    assert schema["guardrail_tolerance"]["type"] == ["null", "number"]
+    assert schema["dry_run"]["type"] == "boolean"
+    assert schema["reason"]["type"] == "string"
+    assert all(schema[name].get("title") for name in schema)
+
+
+def test_bad_param_is_rejected_before_any_task(dagbag: DagBag) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from airflow.sdk.definitions.param import ParamsDict
+
+    params = ParamsDict(dict(dagbag.dags["retrain_berlin"].params.items()))
+    with pytest.raises(ParamValidationError, match="train_window_days: 'ninety' is not of type 'integer'"):
+        params.update({"train_window_days": "ninety"})
+
+
+def test_approval_gate_is_airflows_approval_operator(dagbag: DagBag) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    approve = dagbag.dags["retrain_berlin"].get_task("approve")
+    assert isinstance(approve, ApprovalOperator)
+    assert approve.defaults == ["Reject"]
+    assert approve.response_timeout.total_seconds() == 72 * 3600
+    assert approve.assigned_users == [{"id": "berlin_ops", "name": "berlin_ops"}, {"id": "ops_lead", "name": "ops_lead"}]
+    assert approve.subject.startswith("Promote eta_berlin v")
+    warsaw = dagbag.dags["retrain_warsaw"].get_task("approve")
+    assert warsaw.response_timeout.total_seconds() == 24 * 3600
+
+
+def test_start_spread_shifts_minute_stably(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    shutil.copytree(DAGS / "configs", folder)
+    with (folder / "lisbon.yaml").open("a") as handle:
+        handle.write("resources: {start_spread_minutes: 20}\n")
+    config = load_city_config("lisbon", folder)
+    schedule = cron_schedule(config)
+    minute, rest = schedule.split(maxsplit=1)
+    assert rest == "2 * * 1" and 30 <= int(minute) < 50
+    assert cron_schedule(config) == schedule
+
+
+def test_bad_city_is_an_import_error_of_its_own_file_only(tmp_path: Path) -> None:
+    folder = tmp_path / "dags"
+    shutil.copytree(DAGS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    berlin = folder / "configs" / "berlin.yaml"
+    berlin.write_text(berlin.read_text() + "evaluation:\n  guardrails:\n    - {metric: mae, max_relative_regression: -0.5}\n")
+    bag = DagBag(str(folder))
+    assert len(bag.import_errors) == 1 and next(iter(bag.import_errors)).endswith("berlin.py")
+    (error,) = bag.import_errors.values()
+    assert "berlin.yaml: evaluation.guardrails[0].max_relative_regression: must be >= 0, got -0.5" in error
+    assert sorted(bag.dag_ids) == ["retrain_lisbon", "retrain_warsaw", "rollback_lisbon", "rollback_warsaw"]
+
+
+def test_parsing_imports_no_heavy_libraries() -> None:
+    """In a fresh interpreter, as the DAG processor would: no pandas, numpy, sklearn, GE or MLflow."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag({str(DAGS)!r})
+        assert not bag.import_errors, bag.import_errors
+        assert len(bag.dag_ids) == 6
+        heavy = sorted(m for m in ("pandas", "numpy", "sklearn", "great_expectations", "mlflow", "scipy")
+                       if m in sys.modules)
+        print("HEAVY=" + ",".join(heavy))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "HEAVY=\n" in result.stdout
+
+
+def test_task_run_builds_only_its_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.definitions.context import _AIRFLOW_PARSING_CONTEXT_DAG_ID
+
+    from airflow_ml_provider.factory import city_dags
+
+    monkeypatch.setenv(_AIRFLOW_PARSING_CONTEXT_DAG_ID, "rollback_lisbon")
+    assert list(city_dags(str(DAGS / "lisbon.py"))) == ["rollback_lisbon"]
