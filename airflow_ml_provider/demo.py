@@ -165,7 +165,7 @@ def _outcome(config: Any, run: DemoRun, dag_run: Any) -> Outcome:
         decision = "validation failed" if states.get("validate_data") == "failed" else f"run {dag_run.state}"
         verdict, candidate = "-", "-"
     else:
-        tags = hook.get_version(config.model_name, version.version).tags
+        tags = version.tags
         verdict = tags.get(registry.VERDICT_TAG, "-")
         candidate = f"v{version.version}"
         decision = tags.get(registry.DECISION_TAG, "pending")

@@ -28,8 +28,7 @@ def city_status(config: CityConfig, hook: MlflowHook | None = None) -> CityStatu
     name = config.model_name
     champion = hook.version_by_alias(name, registry.CHAMPION)
     challenger = hook.version_by_alias(name, registry.CHALLENGER)
-    versions = hook.client.search_model_versions(f"name = '{name}'") if champion or challenger else []
-    latest = max(versions, key=lambda v: int(v.version), default=None)
+    latest = next(iter(hook.versions(name)), None)
     age = None
     warning = ""
     promoted_at = promoted_by = "-"
@@ -37,7 +36,7 @@ def city_status(config: CityConfig, hook: MlflowHook | None = None) -> CityStatu
         tags = champion.tags
         promoted_at = tags.get(registry.PROMOTED_AT_TAG, "-")
         promoted_by = tags.get(registry.PROMOTED_BY_TAG, "-")
-        age = (datetime.now(timezone.utc) - datetime.fromtimestamp(champion.creation_timestamp / 1000, timezone.utc)).days
+        age = (datetime.now(timezone.utc) - champion.created_at).days
         limit = config.registry.max_model_age_days
         if limit is not None and age > limit:
             warning = f"champion is {age} days old (max_model_age_days {limit}): retrain"

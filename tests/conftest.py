@@ -28,6 +28,11 @@ def _write_test_dag_folder() -> None:
     defaults["storage"]["base_uri"] = str(SESSION_ROOT / "runs")
     defaults["data"]["uri"] = str(SESSION_ROOT / "data" / "{city}" / "rides.parquet")
     defaults_path.write_text(yaml.safe_dump(defaults, sort_keys=False))
+    # A test-only city whose approval times out after about two seconds.
+    (TEST_DAGS / "configs" / "oslo.yaml").write_text(
+        "city: oslo\nschedule: null\napproval: {approvers: [ops_lead], timeout_hours: 0.0005}\n"
+    )
+    shutil.copy(TEST_DAGS / "berlin.py", TEST_DAGS / "oslo.py")
 
 
 _write_test_dag_folder()

@@ -6,6 +6,7 @@ Importing this module is cheap; mlflow itself is imported on first use, never wh
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,28 @@ from airflow_ml_provider.core import registry
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
 DAG_RUN_TAG = "airflow.dag_run_id"
 DAG_ID_TAG = "airflow.dag_id"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version as this package uses it (MLflow returns ``version`` as int or str by call)."""
+
+    name: str
+    version: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    run_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, mv: Any) -> VersionInfo:
+        return cls(
+            name=mv.name, version=str(mv.version), tags=dict(mv.tags or {}), aliases=tuple(mv.aliases or ()),
+            run_id=mv.run_id, created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc),
+        )
 
 
 class MlflowHook(BaseHook):
@@ -136,16 +155,16 @@ class MlflowHook(BaseHook):
 
     # ----- registry -------------------------------------------------------------------------------------------------
 
-    def version_by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+    def version_by_alias(self, model_name: str, alias: str) -> VersionInfo | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self.client.get_model_version_by_alias(model_name, alias)
+            return VersionInfo.of(self.client.get_model_version_by_alias(model_name, alias))
         except MlflowException:
             return None  # no such model or alias yet (a city's first run)
 
-    def get_version(self, model_name: str, version: str) -> ModelVersion:
-        return self.client.get_model_version(model_name, str(version))
+    def get_version(self, model_name: str, version: str) -> VersionInfo:
+        return VersionInfo.of(self.client.get_model_version(model_name, str(version)))
 
     def load_model(self, model_name: str, version: str) -> Any:
         import mlflow.sklearn
@@ -153,18 +172,9 @@ class MlflowHook(BaseHook):
         self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
         return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
-    def version_of_dag_run(self, model_name: str, dag_run_id: str) -> ModelVersion | None:
+    def version_of_dag_run(self, model_name: str, dag_run_id: str) -> VersionInfo | None:
         """The version a DAG run registered before, so a retried ``register`` does not create a second one."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            versions = self.client.search_model_versions(f"name = '{model_name}'")
-        except MlflowException:
-            return None
-        for version in versions:
-            if version.tags.get(DAG_RUN_TAG) == dag_run_id:
-                return version
-        return None
+        return next((v for v in self.versions(model_name) if v.tags.get(DAG_RUN_TAG) == dag_run_id), None)
 
     def register_model(
         self,
@@ -175,7 +185,7 @@ class MlflowHook(BaseHook):
         input_example: Any,
         tags: dict[str, str],
         dag_run_id: str,
-    ) -> ModelVersion:
+    ) -> VersionInfo:
         """Log the sklearn pipeline to the run (signature, input example) and register it; idempotent per DAG run."""
         existing = self.version_of_dag_run(model_name, dag_run_id)
         if existing is not None:
@@ -195,9 +205,20 @@ class MlflowHook(BaseHook):
             self.client.create_registered_model(model_name)
         except mlflow.exceptions.MlflowException:
             pass  # exists already
-        return self.client.create_model_version(
-            model_name, info.model_uri, run_id=run_id, tags={**tags, DAG_RUN_TAG: dag_run_id}
+        return VersionInfo.of(
+            self.client.create_model_version(model_name, info.model_uri, run_id=run_id,
+                                             tags={**tags, DAG_RUN_TAG: dag_run_id})
         )
+
+    def versions(self, model_name: str) -> list[VersionInfo]:
+        """Every version of the model, newest first (none when the model does not exist yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self.client.search_model_versions(f"name = '{model_name}'")
+        except MlflowException:
+            return []
+        return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version), reverse=True)
 
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -265,7 +286,7 @@ class MlflowHook(BaseHook):
             to_version = previous.version
         target = self.get_version(model_name, to_version)
         plan = registry.plan_rollback(
-            model_name, target_version=target.version, target_tags=dict(target.tags),
+            model_name, target_version=target.version, target_tags=target.tags,
             current_champion=champion.version if champion else None, force=force,
         )
         now = datetime.now(timezone.utc).isoformat()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml_provider.config import CityConfig
@@ -42,6 +43,7 @@ class CityApprovalOperator(ApprovalOperator):
         **kwargs: Any,
     ) -> None:
         approval = config.approval
+        kwargs.pop("params", None)  # the DAG's trigger params: not part of the approval form (see approval_form)
         super().__init__(
             subject=f"Promote {config.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} "
             f"for {config.city}?",
@@ -49,15 +51,7 @@ class CityApprovalOperator(ApprovalOperator):
             defaults="Reject",
             response_timeout=timedelta(hours=approval.timeout_hours),
             assigned_users=[{"id": user, "name": user} for user in approval.approvers],
-            params={
-                **(kwargs.pop("params", None) or {}),  # the DAG's params, which Airflow filters out of the form
-                "reason": Param(
-                    "",
-                    type="string",
-                    title="Reason",
-                    description="Why you approve or reject. Required to approve a candidate that failed guardrails.",
-                )
-            },
+            params=approval_form(guardrails_failed=False),
             notifiers=notifiers,
             retries=0,  # a retry would ask the approvers a second time
             **kwargs,
@@ -71,32 +65,48 @@ class CityApprovalOperator(ApprovalOperator):
             raise AirflowSkipException(
                 f"guardrails failed and {self.config.city} blocks on failure: nothing to approve, nothing promoted"
             )
-        if self.registration["verdict"] != "pass":
-            self.params["reason"] = Param(
-                "", type="string", minLength=1, title="Reason (required: guardrails failed)",
-                description="This candidate failed its guardrails. Approving it needs a reason for the audit trail.",
-            )
+        self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
         context["required_actions_url"] = required_actions_url(context)  # for the notifiers' messages
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
+        if event.get("chosen_options") == [self.REJECT]:
+            # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
+            self._record_rejection(event)
         answer = super().execute_complete(context=context, event=event)
-        decided_by = decider(answer)
         reason = (answer.get("params_input") or {}).get("reason") or ""
-        if answer["chosen_options"] == [self.APPROVE]:
-            if self.registration["verdict"] != "pass" and not reason.strip():
-                raise AirflowFailException(
-                    f"{decided_by} approved a candidate that failed its guardrails without a reason; nothing promoted"
-                )
-            return answer
+        if self.registration["verdict"] != "pass" and not reason.strip():
+            raise AirflowFailException(
+                f"{decider(answer)} approved a candidate that failed its guardrails without a reason; "
+                "nothing promoted"
+            )
+        return answer
+
+    def _record_rejection(self, event: dict[str, Any]) -> None:
+        decided_by = decider(event)
+        reason = (event.get("params_input") or {}).get("reason") or ""
+        if decided_by == TIMEOUT_DECIDER:
+            reason = reason or f"no answer within {self.config.approval.timeout_hours} h"
         MlflowHook(self.mlflow_conn_id).reject(
-            self.registration["model_name"], self.registration["version"], decided_by=decided_by,
-            reason=reason or ("no answer within the approval timeout" if decided_by == TIMEOUT_DECIDER else ""),
+            self.registration["model_name"], self.registration["version"], decided_by=decided_by, reason=reason,
             report_sha256=self.registration["report_sha256"],
         )
         self.log.info("%s v%s rejected by %s", self.registration["model_name"], self.registration["version"],
                       decided_by)
-        return answer
+
+
+def approval_form(*, guardrails_failed: bool) -> ParamsDict:
+    """The approver's form. Airflow merges the DAG's trigger params into every task's params; the approval screen
+    must show only its own field, so the form is set explicitly on the worker."""
+    if guardrails_failed:
+        reason = Param(
+            "", type="string", minLength=1, title="Reason (required: guardrails failed)",
+            description="This candidate failed its guardrails. Approving it needs a reason for the audit trail.",
+        )
+    else:
+        reason = Param("", type="string", title="Reason", description="Why you approve or reject (recorded).")
+    return ParamsDict({"reason": reason})
 
 
 def decider(answer: dict[str, Any]) -> str:

@@ -1,0 +1,188 @@
+"""Whole city DAGs with ``dag.test()``: real Airflow metadata DB, real MLflow store, real Great Expectations, and
+approvals answered through Airflow's own REST route by named users (or by the scheduler's timeout sweep).
+
+``dag.test()`` waits for ever on an unanswered approval, so every test here has a hard timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_ml_provider import embedded
+from airflow_ml_provider.core import registry
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
+
+END = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_db: Path, test_dags_folder: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
+
+    for city in ("berlin", "oslo"):
+        write_city_data(make_city_data(city, end=END.date()), airflow_db / "data" / city / "rides.parquet")
+    bag = DagBag(str(test_dags_folder))
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(scope="module")
+def api_app(dagbag: Any) -> Any:
+    from airflow.api_fastapi.app import create_app
+
+    return create_app(apps="core")
+
+
+@pytest.fixture(scope="module")
+def mlflow_hook(dagbag: Any) -> Any:
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    return MlflowHook()
+
+
+class Approver:
+    """Answers the DAG's approval from a background thread, as a person would, through the REST API."""
+
+    def __init__(self, app: Any, dag_id: str, act: Callable[[Any, dict[str, Any]], None]) -> None:
+        self.app, self.dag_id, self.act = app, dag_id, act
+        self.request: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from fastapi.testclient import TestClient
+
+        from airflow_ml_provider.api_client import AirflowApi
+
+        try:
+            with TestClient(self.app) as http:
+                admin = AirflowApi(http, "admin", "admin")
+                deadline = time.monotonic() + 600
+                while not self.done.is_set() and time.monotonic() < deadline:
+                    pending = [p for p in admin.pending_approvals(self.dag_id)]
+                    if pending:
+                        self.request = pending[0]
+                        self.act(http, self.request)
+                        return
+                    time.sleep(0.5)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.error = exc
+
+    def __enter__(self) -> Approver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=60)
+
+
+def answer_as(user: str, option: str, reason: str) -> Callable[[Any, dict[str, Any]], None]:
+    def act(http: Any, request: dict[str, Any]) -> None:
+        from airflow_ml_provider.api_client import AirflowApi
+
+        ti = request["task_instance"]
+        AirflowApi(http, user, embedded.DEMO_USERS[user][1]).answer(ti["dag_id"], ti["dag_run_id"], option, reason)
+
+    return act
+
+
+def states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
+    refused: list[int] = []
+
+    def analyst_then_berlin_ops(http: Any, request: dict[str, Any]) -> None:
+        from airflow_ml_provider.api_client import AirflowApi, AirflowApiError
+
+        ti = request["task_instance"]
+        try:
+            AirflowApi(http, "analyst", "analyst").answer(ti["dag_id"], ti["dag_run_id"], "Approve", "not mine")
+        except AirflowApiError as exc:
+            refused.append(exc.status_code)
+        answer_as("berlin_ops", "Approve", "report reviewed")(http, request)
+
+    conf = {"train_window_days": 60, "estimator_params": {"max_iter": 50}, "reason": "weekly retrain test"}
+    with Approver(api_app, "retrain_berlin", analyst_then_berlin_ops) as approver:
+        dag_run = dagbag.dags["retrain_berlin"].test(logical_date=END, run_conf=conf)
+    assert approver.error is None, approver.error
+    assert refused == [403], "a user who is not an approver must be refused"
+    assert str(dag_run.state) == "success", states(dag_run)
+    assert set(states(dag_run).values()) == {"success"}
+
+    request = approver.request
+    assert request["subject"] == "Promote eta_berlin v1 for berlin?"
+    assert "| slice" in request["body"].lower() or "slice" in request["body"].lower()
+    assert {u["name"] for u in request["assigned_users"]} == {"berlin_ops", "ops_lead"}
+
+    champion = mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION)
+    assert champion is not None and champion.version == "1"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHALLENGER) is None
+    tags = champion.tags
+    assert tags[registry.DECISION_TAG] == "approved"
+    assert tags[registry.DECIDED_BY_TAG] == "berlin_ops"
+    assert tags[registry.DECISION_REASON_TAG] == "report reviewed"
+    assert tags[registry.DECIDED_AT_TAG].startswith(str(datetime.now(timezone.utc).year))
+    assert tags[registry.TAG_PREFIX + "run_reason"] == "weekly retrain test"  # the trigger form reached the tasks
+    assert len(tags[registry.TAG_PREFIX + "snapshot_sha256"]) == 64
+    assert len(tags[registry.TAG_PREFIX + "config_sha256"]) == 64
+    assert tags[registry.EVALUATED_AGAINST_TAG] == "none"
+    # 60 training days (param) of ~400 rides a day, not the YAML's 90
+    assert int(tags[registry.TAG_PREFIX + "train_rows"]) < 61 * 700
+
+
+def test_reject_leaves_champion_and_tags_version(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
+    with Approver(api_app, "retrain_berlin", answer_as("berlin_ops", "Reject", "numbers look off")) as approver:
+        dag_run = dagbag.dags["retrain_berlin"].test(logical_date=END - timedelta(days=1))
+    assert approver.error is None, approver.error
+    task_states = states(dag_run)
+    assert task_states["approve"] == "success" and task_states["promote"] == "skipped"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
+    rejected = mlflow_hook.get_version("eta_berlin", "2")
+    assert rejected.tags[registry.DECISION_TAG] == "rejected"
+    assert rejected.tags[registry.DECIDED_BY_TAG] == "berlin_ops"
+    assert rejected.tags[registry.EVALUATED_AGAINST_TAG] == "1"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHALLENGER) is None
+
+
+def test_timeout_is_a_rejection_by_the_schedulers_sweep(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
+    """oslo's approval times out after about a second; Airflow's own sweep applies the default answer."""
+
+    def let_it_time_out(http: Any, request: dict[str, Any]) -> None:
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.utils.session import create_session
+
+        time.sleep(3)
+        with create_session() as session:
+            SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts(session=session)
+
+    with Approver(api_app, "retrain_oslo", let_it_time_out) as approver:
+        dag_run = dagbag.dags["retrain_oslo"].test(logical_date=END)
+    assert approver.error is None, approver.error
+    assert states(dag_run)["promote"] == "skipped"
+    assert mlflow_hook.version_by_alias("eta_oslo", registry.CHAMPION) is None
+    version = mlflow_hook.get_version("eta_oslo", "1")
+    assert version.tags[registry.DECISION_TAG] == "rejected"
+    assert version.tags[registry.DECIDED_BY_TAG] == "timeout"
+
+
+def test_dry_run_registers_nothing(dagbag: Any, mlflow_hook: Any) -> None:
+    dag_run = dagbag.dags["retrain_berlin"].test(logical_date=END - timedelta(days=2), run_conf={"dry_run": True})
+    task_states = states(dag_run)
+    assert task_states["evaluate"] == "success"
+    assert task_states["register"] == task_states["approve"] == task_states["promote"] == "skipped"
+    assert mlflow_hook.version_of_dag_run("eta_berlin", dag_run.run_id) is None
