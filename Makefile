@@ -40,6 +40,7 @@ lint: setup
 
 schema: setup
 	$(BIN)/airflow-ml schema > docs/city-config.schema.json
+	$(BIN)/airflow-ml schema --markdown > docs/config-reference.md
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow and not e2e and not stack"

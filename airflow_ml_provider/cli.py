@@ -17,21 +17,32 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     lint = commands.add_parser("lint", help="check every city config; exit 1 listing all problems")
-    lint.add_argument("directory", nargs="?", type=Path, help="config folder (default: $AIRFLOW_ML_CONFIG_DIR or "
-                      "dags/configs)")
+    lint.add_argument(
+        "directory", nargs="?", type=Path, help="config folder (default: $AIRFLOW_ML_CONFIG_DIR or dags/configs)"
+    )
 
-    commands.add_parser("schema", help="print the JSON Schema of a city config (for editor completion)")
+    schema = commands.add_parser("schema", help="print the JSON Schema of a city config (for editor completion)")
+    schema.add_argument("--markdown", action="store_true", help="print the config reference (docs/) instead")
 
     make_data = commands.add_parser("make-data", help="write realistic demo ride data per city")
     make_data.add_argument("cities", nargs="*", help="default: every city in the config folder")
-    make_data.add_argument("--out", type=Path, default=Path(".airflow-ml/data"),
-                           help="folder; each city goes to <out>/<city>/rides.parquet")
-    make_data.add_argument("--end", type=date.fromisoformat, default=datetime.now(timezone.utc).date(),
-                           help="day after the last ride (default: today, UTC)")
+    make_data.add_argument(
+        "--out",
+        type=Path,
+        default=Path(".airflow-ml/data"),
+        help="folder; each city goes to <out>/<city>/rides.parquet",
+    )
+    make_data.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        default=datetime.now(timezone.utc).date(),
+        help="day after the last ride (default: today, UTC)",
+    )
     make_data.add_argument("--days", type=int, default=180)
     make_data.add_argument("--fault", help="inject a data-quality fault in the most recent days")
-    make_data.add_argument("--slice-regression", metavar="DISTRICT",
-                           help="corrupt the training-period labels of one district")
+    make_data.add_argument(
+        "--slice-regression", metavar="DISTRICT", help="corrupt the training-period labels of one district"
+    )
 
     commands.add_parser("demo", help="run the demo on the embedded default (Airflow + MLflow on SQLite)")
     commands.add_parser("standalone", help="Airflow standalone and the MLflow UI on the embedded default")
@@ -49,8 +60,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     handler = {
-        "lint": _lint, "schema": _schema, "make-data": _make_data, "demo": _demo, "standalone": _standalone,
-        "status": _status, "rollback": _rollback,
+        "lint": _lint,
+        "schema": _schema,
+        "make-data": _make_data,
+        "demo": _demo,
+        "standalone": _standalone,
+        "status": _status,
+        "rollback": _rollback,
     }[args.command]
     return handler(args)
 
@@ -69,7 +85,12 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    print(json.dumps(json_schema(), indent=2))
+    if args.markdown:
+        from airflow_ml_provider.config_reference import render_markdown
+
+        print(render_markdown(), end="")
+    else:
+        print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -81,8 +102,9 @@ def _make_data(args: argparse.Namespace) -> int:
         print(f"no cities given and none configured in {config_dir()}")
         return 1
     for city in cities:
-        frame = make_city_data(city, end=args.end, days=args.days, fault=args.fault,
-                               slice_regression=args.slice_regression)
+        frame = make_city_data(
+            city, end=args.end, days=args.days, fault=args.fault, slice_regression=args.slice_regression
+        )
         path = write_city_data(frame, args.out / city / "rides.parquet")
         print(f"{city}: {len(frame)} rides, {args.days} days to {args.end} -> {path}")
     return 0
@@ -122,8 +144,9 @@ def _rollback(args: argparse.Namespace) -> int:
         print(exc)
         return 1
     try:
-        plan = MlflowHook().rollback(config.model_name, to_version=args.to_version, decided_by=args.by,
-                                     reason=args.reason, force=args.force)
+        plan = MlflowHook().rollback(
+            config.model_name, to_version=args.to_version, decided_by=args.by, reason=args.reason, force=args.force
+        )
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")
         return 1

@@ -6,6 +6,7 @@ This module is imported while Airflow parses DAG files, so it must stay light: p
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -184,7 +185,7 @@ class BinsConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> BinsConfig:
-        if any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+        if any(b <= a for a, b in itertools.pairwise(self.edges)):
             raise ValueError(f"edges must increase strictly, got {self.edges}")
         if self.labels is not None and len(self.labels) != len(self.edges) - 1:
             raise ValueError(f"{len(self.edges) - 1} bins need {len(self.edges) - 1} labels, got {len(self.labels)}")
@@ -192,7 +193,7 @@ class BinsConfig(_Model):
 
 
 class SliceConfig(_Model):
-    """One slice family: every value of a ``column``, every pair of ``columns``, numeric ``bins``, or a named ``where``."""
+    """One slice family: each value of a ``column`` or pair of ``columns``, numeric ``bins``, or a named ``where``."""
 
     name: str | None = None
     column: str | None = None
@@ -282,7 +283,9 @@ class EvaluationConfig(_Model):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence for noise-aware guardrail verdicts.")
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     threshold_fpr: float = Field(
-        0.1, gt=0, lt=1,
+        0.1,
+        gt=0,
+        lt=1,
         description="Classification: precision/recall are compared at the threshold giving the champion this FPR.",
     )
 
@@ -307,7 +310,9 @@ class ResourcesConfig(_Model):
     cpu: str | None = Field(None, description="KubernetesExecutor request, e.g. '2'.")
     memory: str | None = Field(None, description="KubernetesExecutor request, e.g. '4Gi'.")
     start_spread_minutes: int = Field(
-        0, ge=0, le=59,
+        0,
+        ge=0,
+        le=59,
         description="Shift the cron minute by a stable per-city offset in [0, N) so cities on one cron spread out.",
     )
 
@@ -453,9 +458,8 @@ def _describe(error: dict[str, Any]) -> str:
         message = str(ctx.get("error", error["msg"]))
     else:
         message = error["msg"][0].lower() + error["msg"][1:]
-    if kind not in ("missing", "extra_forbidden", "value_error") or kind == "extra_forbidden":
-        if "input" in error and not isinstance(error["input"], dict):
-            message += f", got {error['input']!r}"
+    if kind not in ("missing", "value_error") and "input" in error and not isinstance(error["input"], dict):
+        message += f", got {error['input']!r}"
     return message
 
 
@@ -477,7 +481,7 @@ def load_defaults(directory: Path) -> dict[str, Any]:
 
 
 def load_city_config(city: str, directory: Path | None = None, defaults: dict[str, Any] | None = None) -> CityConfig:
-    """Load ``<directory>/<city>.yaml`` with ``_defaults.yaml`` merged under it; raise ConfigError naming file and field."""
+    """Load ``<directory>/<city>.yaml`` over ``_defaults.yaml``; raise ConfigError naming the file and the field."""
     directory = directory or config_dir()
     filename = f"{city}.yaml"
     if defaults is None:

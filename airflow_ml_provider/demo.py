@@ -59,16 +59,21 @@ def run_demo(project_root: Path) -> int:
     embedded.migrate_databases()
 
     end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    lisbon_district = "airport"
+    from airflow_ml_provider.core.demo_data import city_districts, make_city_data, write_city_data
+
+    lisbon_district = next(d for d in city_districts("lisbon") if "airport" in d)
     runs = [
         DemoRun("berlin", "first model, approved", end, approver="berlin_ops"),
         DemoRun("lisbon", "first model, approved", end - timedelta(days=1), approver="lisbon_ops"),
-        DemoRun("lisbon", f"retrain on corrupted '{lisbon_district}' labels", end, slice_regression=lisbon_district,
-                approver="lisbon_ops"),
+        DemoRun(
+            "lisbon",
+            f"retrain on corrupted '{lisbon_district}' labels",
+            end,
+            slice_regression=lisbon_district,
+            approver="lisbon_ops",
+        ),
         DemoRun("warsaw", "injected data fault (null eta_seconds)", end, fault="null_target"),
     ]
-    from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
-
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(project_root / "dags"))
@@ -142,9 +147,7 @@ def _approve_when_asked(app: Any, dag_id: str, approver: str) -> _Answer:
                     request = pending[0]
                     run_id = request["task_instance"]["dag_run_id"]
                     api.answer(dag_id, run_id, "Approve", reason="demo: report reviewed, guardrails pass")
-                    answer.result = (
-                        f"Approved through Airflow's REST API as '{approver}': \"{request['subject']}\""
-                    )
+                    answer.result = f"Approved through Airflow's REST API as '{approver}': \"{request['subject']}\""
                     return
                 stop.wait(1)
 
@@ -172,21 +175,22 @@ def _outcome(config: Any, run: DemoRun, dag_run: Any) -> Outcome:
         if decision in (registry.APPROVED, registry.REJECTED):
             decision += f" by {tags.get(registry.DECIDED_BY_TAG)}"
     return Outcome(
-        city=run.city, story=run.story, candidate=candidate, verdict=verdict, decision=decision,
+        city=run.city,
+        story=run.story,
+        candidate=candidate,
+        verdict=verdict,
+        decision=decision,
         champion=f"v{champion.version}" if champion else "none",
     )
 
 
 def _print_table(outcomes: list[Outcome]) -> None:
+    from airflow_ml_provider.status import format_table  # imports Airflow: only after embedded.apply()
+
     headers = ("city", "run", "candidate", "guardrails", "decision", "champion")
     rows = [(o.city, o.story, o.candidate, o.verdict, o.decision, o.champion) for o in outcomes]
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    line = "  ".join("{:<%d}" % w for w in widths)
     print()
-    print(line.format(*headers))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
+    print(format_table(headers, rows))
 
 
 def _say(message: str) -> None:

@@ -62,6 +62,8 @@ def apply(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | Non
 def migrate_databases() -> None:
     """Create or upgrade the Airflow metadata DB (a subprocess: Airflow reads its config once per process)."""
     subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, env=os.environ.copy(),
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
         stdout=subprocess.DEVNULL,
     )

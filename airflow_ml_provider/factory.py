@@ -64,30 +64,53 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
     )
     return {
         "train_window_days": Param(
-            config.data.train_window_days, type="integer", minimum=1, maximum=3650, title="Training window (days)",
-            description="Days of data before the eval window to train on.", section="Data",
+            config.data.train_window_days,
+            type="integer",
+            minimum=1,
+            maximum=3650,
+            title="Training window (days)",
+            description="Days of data before the eval window to train on.",
+            section="Data",
         ),
         "eval_window_days": Param(
-            config.data.eval_window_days, type="integer", minimum=1, maximum=365, title="Evaluation window (days)",
+            config.data.eval_window_days,
+            type="integer",
+            minimum=1,
+            maximum=365,
+            title="Evaluation window (days)",
             description="The most recent days, never trained on: candidate and champion are compared on them.",
             section="Data",
         ),
         "estimator_params": Param(
-            {}, type="object", title="Estimator parameter overrides",
+            {},
+            type="object",
+            title="Estimator parameter overrides",
             description_md=f"Merged over `model.params` of the YAML: `{config.model.params}` "
-            f"for `{config.model.estimator}`.", section="Model",
+            f"for `{config.model.estimator}`.",
+            section="Model",
         ),
         "guardrail_tolerance": Param(
-            None, type=["null", "number"], minimum=0, maximum=1, title="Guardrail tolerance override",
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            title="Guardrail tolerance override",
             description_md=f"Replaces `max_relative_regression` of every guardrail for this run (YAML: `{tolerance}`)."
-            " Per-slice overrides still apply. Leave empty to use the YAML.", section="Guardrails",
+            " Per-slice overrides still apply. Leave empty to use the YAML.",
+            section="Guardrails",
         ),
         "dry_run": Param(
-            False, type="boolean", title="Dry run",
+            False,
+            type="boolean",
+            title="Dry run",
             description="Stop after evaluate: nothing is registered and nobody is asked to approve.",
         ),
-        "reason": Param("", type="string", title="Reason for this run",
-                        description="Recorded on the model version, e.g. 'new district launched'."),
+        "reason": Param(
+            "",
+            type="string",
+            title="Reason for this run",
+            description="Recorded on the model version, e.g. 'new district launched'.",
+        ),
     }
 
 
@@ -119,7 +142,10 @@ def build_retrain_dag(config: CityConfig) -> DAG:
             task_id="evaluate", validation=validate.output, training=train.output, **common, **train_resources
         )
         register = RegisterModelOperator(
-            task_id="register", validation=validate.output, training=train.output, evaluation=evaluate.output,
+            task_id="register",
+            validation=validate.output,
+            training=train.output,
+            evaluation=evaluate.output,
             **common,
         )
         approve = CityApprovalOperator(
@@ -145,17 +171,25 @@ def build_rollback_dag(config: CityConfig) -> DAG:
         max_active_runs=1,
         tags=["rollback", config.city, config.owner],
         params={
-            "to_version": Param("previous_champion", type="string", title="Version to restore",
-                                description="A version number, or previous_champion."),
-            "reason": Param(type="string", minLength=3, title="Reason (required)",
-                            description="Recorded on the model version."),
+            "to_version": Param(
+                "previous_champion",
+                type="string",
+                title="Version to restore",
+                description="A version number, or previous_champion.",
+            ),
+            "reason": Param(
+                type="string", minLength=3, title="Reason (required)", description="Recorded on the model version."
+            ),
             "force": Param(False, type="boolean", title="Allow a version that was never approved"),
         },
         doc_md=f"### Roll back `{config.model_name}`\nMoves the MLflow alias `champion` back in one step "
         f"(default: to `previous_champion`) and records who, when and why on the version.",
     ) as dag:
         RollbackModelOperator(
-            task_id="rollback", config=config, to_version="{{ params.to_version }}", reason="{{ params.reason }}",
+            task_id="rollback",
+            config=config,
+            to_version="{{ params.to_version }}",
+            reason="{{ params.reason }}",
             force="{{ params.force }}",
         )
     return dag
@@ -182,10 +216,13 @@ def _resources(config: CityConfig) -> dict:
 
 
 def _retrain_doc(config: CityConfig) -> str:
-    guardrails = "; ".join(
-        f"{g.metric} (relative {g.max_relative_regression}, absolute {g.max_absolute_regression})"
-        for g in config.evaluation.guardrails
-    ) or "none"
+    guardrails = (
+        "; ".join(
+            f"{g.metric} (relative {g.max_relative_regression}, absolute {g.max_absolute_regression})"
+            for g in config.evaluation.guardrails
+        )
+        or "none"
+    )
     return f"""### Retrain `{config.model_name}` for {config.city}
 Built from `configs/{config.city}.yaml` by airflow-ml-provider. Owner: **{config.owner}**.
 
@@ -197,7 +234,8 @@ Built from `configs/{config.city}.yaml` by airflow-ml-provider. Owner: **{config
    Guardrails: {guardrails}; confidence {config.evaluation.confidence}.
 4. **register**: logs the model to MLflow as a new version of `{config.model_name}`, alias `challenger`.
 5. **approve**: waits for one of {", ".join(config.approval.approvers)} under **Browse > Required Actions**
-   (timeout {config.approval.timeout_hours} h = rejected). Guardrail failure: **{config.approval.on_guardrail_failure}**.
+   (timeout {config.approval.timeout_hours} h = rejected).
+   Guardrail failure: **{config.approval.on_guardrail_failure}**.
 6. **promote**: moves the MLflow alias `champion` to the approved version; `previous_champion` keeps the old one.
 
 Trigger with **Trigger DAG** to change the windows, estimator parameters or tolerance for one run, or to dry-run.

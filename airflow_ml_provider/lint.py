@@ -6,7 +6,7 @@ from pathlib import Path
 
 from airflow_ml_provider.config import city_names, load_all
 
-LOADER_TEMPLATE = '''"""Airflow DAGs retrain_{city} and rollback_{city}, built from configs/{city}.yaml by airflow-ml-provider."""
+LOADER_TEMPLATE = '''"""Airflow DAGs retrain_{city} and rollback_{city}, built from configs/{city}.yaml."""
 
 from airflow_ml_provider.factory import city_dags
 
@@ -41,5 +41,7 @@ def loader_problems(directory: Path) -> list[str]:
         f"{city}.yaml: no loader {dags_folder / (city + '.py')}; create it with:\n{LOADER_TEMPLATE.format(city=city)}"
         for city in sorted(cities - loaders)
     ]
-    problems += [f"{dags_folder / (name + '.py')}: no config {name}.yaml in {directory}" for name in sorted(loaders - cities)]
+    problems += [
+        f"{dags_folder / (name + '.py')}: no config {name}.yaml in {directory}" for name in sorted(loaders - cities)
+    ]
     return problems

@@ -19,8 +19,16 @@ def run_standalone(project_root: Path) -> int:
         flush=True,
     )
     mlflow = subprocess.Popen(
-        [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", env["MLFLOW_TRACKING_URI"], "--host", "127.0.0.1",
-         "--port", str(embedded.MLFLOW_PORT)],
+        [
+            str(bin_dir / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            env["MLFLOW_TRACKING_URI"],
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(embedded.MLFLOW_PORT),
+        ],
     )
     try:
         return subprocess.call([str(bin_dir / "airflow"), "standalone"])

@@ -45,20 +45,49 @@ def city_status(config: CityConfig, hook: MlflowHook | None = None) -> CityStatu
         last = f"v{latest.version} {latest.tags.get(registry.DECISION_TAG, 'pending')}"
         last += f" ({latest.tags.get(registry.VERDICT_TAG, '?')} guardrails)"
     return CityStatus(
-        city=config.city, model_name=name, champion=f"v{champion.version}" if champion else "none",
-        promoted_by=promoted_by, promoted_at=promoted_at[:19], challenger=f"v{challenger.version}" if challenger else "-",
-        last_candidate=last, age_days=age, warning=warning,
+        city=config.city,
+        model_name=name,
+        champion=f"v{champion.version}" if champion else "none",
+        promoted_by=promoted_by,
+        promoted_at=promoted_at[:19],
+        challenger=f"v{challenger.version}" if challenger else "-",
+        last_candidate=last,
+        age_days=age,
+        warning=warning,
     )
 
 
 def format_status(rows: list[CityStatus]) -> str:
-    headers = ("city", "model", "champion", "promoted by", "promoted at (UTC)", "challenger", "last candidate",
-               "age (days)", "")
+    headers = (
+        "city",
+        "model",
+        "champion",
+        "promoted by",
+        "promoted at (UTC)",
+        "challenger",
+        "last candidate",
+        "age (days)",
+        "",
+    )
     table = [
-        (r.city, r.model_name, r.champion, r.promoted_by, r.promoted_at, r.challenger, r.last_candidate,
-         "-" if r.age_days is None else str(r.age_days), r.warning)
+        (
+            r.city,
+            r.model_name,
+            r.champion,
+            r.promoted_by,
+            r.promoted_at,
+            r.challenger,
+            r.last_candidate,
+            "-" if r.age_days is None else str(r.age_days),
+            r.warning,
+        )
         for r in rows
     ]
-    widths = [max(len(x) for x in column) for column in zip(headers, *table)]
-    line = "  ".join("{:<%d}" % w for w in widths)
-    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths))] + [line.format(*r) for r in table])
+    return format_table(headers, table)
+
+
+def format_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A plain-text table with aligned columns, for terminals and logs."""
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([line.format(*headers), line.format(*("-" * w for w in widths))] + [line.format(*r) for r in rows])

@@ -47,7 +47,8 @@ def test_mappings_merge_and_lists_replace() -> None:
 
 def test_error_names_file_field_and_expectation(configs: Path) -> None:
     problems = _problems(
-        configs, "berlin",
+        configs,
+        "berlin",
         "city: berlin\nevaluation:\n  primary_metric: mae\n  guardrails:\n    - metric: mae\n"
         "      max_relative_regression: -0.5\n",
     )
@@ -63,19 +64,31 @@ def test_error_names_file_field_and_expectation(configs: Path) -> None:
         ("city: berlin\nschedule: every monday\n", "berlin.yaml: schedule: expected a 5-field cron expression"),
         ("city: berlin\napproval: {approvers: []}\n", "berlin.yaml: approval.approvers: needs at least 1 item"),
         ("city: berlin\ntask: ranking\n", "berlin.yaml: task: input should be 'regression' or 'classification'"),
-        ("city: berlin\nevaluation: {primary_metric: roc_auc}\n",
-         "berlin.yaml: evaluation.primary_metric: 'roc_auc' is not a regression metric"),
-        ("city: berlin\nfeatures: {numeric: [eta_seconds]}\n",
-         "berlin.yaml: features: the target 'eta_seconds' cannot also be a feature"),
+        (
+            "city: berlin\nevaluation: {primary_metric: roc_auc}\n",
+            "berlin.yaml: evaluation.primary_metric: 'roc_auc' is not a regression metric",
+        ),
+        (
+            "city: berlin\nfeatures: {numeric: [eta_seconds]}\n",
+            "berlin.yaml: features: the target 'eta_seconds' cannot also be a feature",
+        ),
         ("city: berlin\nfeatures: {numeric: [ride_id]}\n", "berlin.yaml: features: 'ride_id' is an id column"),
-        ("city: berlin\nmodel: {estimator: xgboost.XGBRegressor}\n",
-         "berlin.yaml: model: estimator 'xgboost.XGBRegressor' is not allowed"),
-        ("city: berlin\nmodel: {allowed_estimator_prefixes: [xgboost.]}\n",
-         "berlin.yaml: model.allowed_estimator_prefixes: may only be set in _defaults.yaml"),
-        ("city: berlin\nevaluation: {slices: [{column: district, where: {a: 1}}]}\n",
-         "berlin.yaml: evaluation.slices[0]: a slice has exactly one of column, columns, bins, where"),
-        ("city: berlin\nvalidation: {expectations: [{expect_x: {column: a}, expect_y: {}}]}\n",
-         "berlin.yaml: validation.expectations[0]: each expectation is one `expect_<name>: {arguments}`"),
+        (
+            "city: berlin\nmodel: {estimator: xgboost.XGBRegressor}\n",
+            "berlin.yaml: model: estimator 'xgboost.XGBRegressor' is not allowed",
+        ),
+        (
+            "city: berlin\nmodel: {allowed_estimator_prefixes: [xgboost.]}\n",
+            "berlin.yaml: model.allowed_estimator_prefixes: may only be set in _defaults.yaml",
+        ),
+        (
+            "city: berlin\nevaluation: {slices: [{column: district, where: {a: 1}}]}\n",
+            "berlin.yaml: evaluation.slices[0]: a slice has exactly one of column, columns, bins, where",
+        ),
+        (
+            "city: berlin\nvalidation: {expectations: [{expect_x: {column: a}, expect_y: {}}]}\n",
+            "berlin.yaml: validation.expectations[0]: each expectation is one `expect_<name>: {arguments}`",
+        ),
         ("city: berlin\nschedule: [oops\n", "berlin.yaml: not valid YAML (line 3"),
         ("- just\n- a list\n", "berlin.yaml: expected a mapping of settings at the top level"),
     ],
@@ -96,8 +109,12 @@ def test_load_all_reports_every_bad_file_and_keeps_good_ones(configs: Path) -> N
 
 def test_city_files_can_only_widen_estimators_through_defaults(configs: Path) -> None:
     defaults = (configs / "_defaults.yaml").read_text()
-    (configs / "_defaults.yaml").write_text(defaults.replace("model:\n", "model:\n  allowed_estimator_prefixes: [sklearn., lightgbm.]\n"))
-    (configs / "lisbon.yaml").write_text("city: lisbon\napproval: {approvers: [a]}\nmodel: {estimator: lightgbm.LGBMRegressor}\n")
+    (configs / "_defaults.yaml").write_text(
+        defaults.replace("model:\n", "model:\n  allowed_estimator_prefixes: [sklearn., lightgbm.]\n")
+    )
+    (configs / "lisbon.yaml").write_text(
+        "city: lisbon\napproval: {approvers: [a]}\nmodel: {estimator: lightgbm.LGBMRegressor}\n"
+    )
     assert load_city_config("lisbon", configs).model.estimator == "lightgbm.LGBMRegressor"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def test_one_retrain_and_rollback_dag_per_city(dagbag: DagBag) -> None:
 def test_retrain_dag_structure(dagbag: DagBag) -> None:
     dag = dagbag.dags["retrain_berlin"]
     assert [t.task_id for t in dag.topological_sort()] == list(RETRAIN_TASK_IDS)
-    for upstream, downstream in zip(RETRAIN_TASK_IDS, RETRAIN_TASK_IDS[1:]):
+    for upstream, downstream in itertools.pairwise(RETRAIN_TASK_IDS):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1
     assert dag.catchup is False
@@ -75,9 +76,8 @@ def test_trigger_form_params_are_typed_with_yaml_defaults(dagbag: DagBag) -> Non
 
 
 def test_bad_param_is_rejected_before_any_task(dagbag: DagBag) -> None:
-    from airflow.sdk.exceptions import ParamValidationError
-
     from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
 
     params = ParamsDict(dict(dagbag.dags["retrain_berlin"].params.items()))
     with pytest.raises(ParamValidationError, match="train_window_days: 'ninety' is not of type 'integer'"):
@@ -91,7 +91,10 @@ def test_approval_gate_is_airflows_approval_operator(dagbag: DagBag) -> None:
     assert isinstance(approve, ApprovalOperator)
     assert approve.defaults == ["Reject"]
     assert approve.response_timeout.total_seconds() == 72 * 3600
-    assert approve.assigned_users == [{"id": "berlin_ops", "name": "berlin_ops"}, {"id": "ops_lead", "name": "ops_lead"}]
+    assert approve.assigned_users == [
+        {"id": "berlin_ops", "name": "berlin_ops"},
+        {"id": "ops_lead", "name": "ops_lead"},
+    ]
     assert approve.subject.startswith("Promote eta_berlin v")
     warsaw = dagbag.dags["retrain_warsaw"].get_task("approve")
     assert warsaw.response_timeout.total_seconds() == 24 * 3600
@@ -113,7 +116,9 @@ def test_bad_city_is_an_import_error_of_its_own_file_only(tmp_path: Path) -> Non
     folder = tmp_path / "dags"
     shutil.copytree(DAGS, folder, ignore=shutil.ignore_patterns("__pycache__"))
     berlin = folder / "configs" / "berlin.yaml"
-    berlin.write_text(berlin.read_text() + "evaluation:\n  guardrails:\n    - {metric: mae, max_relative_regression: -0.5}\n")
+    berlin.write_text(
+        berlin.read_text() + "evaluation:\n  guardrails:\n    - {metric: mae, max_relative_regression: -0.5}\n"
+    )
     bag = DagBag(str(folder))
     assert len(bag.import_errors) == 1 and next(iter(bag.import_errors)).endswith("berlin.py")
     (error,) = bag.import_errors.values()

@@ -5,6 +5,7 @@ Importing this module is cheap; mlflow itself is imported on first use, never wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,8 +37,12 @@ class VersionInfo:
     @classmethod
     def of(cls, mv: Any) -> VersionInfo:
         return cls(
-            name=mv.name, version=str(mv.version), tags=dict(mv.tags or {}), aliases=tuple(mv.aliases or ()),
-            run_id=mv.run_id, created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc),
+            name=mv.name,
+            version=str(mv.version),
+            tags=dict(mv.tags or {}),
+            aliases=tuple(mv.aliases or ()),
+            run_id=mv.run_id,
+            created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc),
         )
 
 
@@ -201,13 +206,12 @@ class MlflowHook(BaseHook):
             info = mlflow.sklearn.log_model(
                 model, name="model", signature=signature, input_example=input_example, serialization_format="pickle"
             )
-        try:
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # exists already
             self.client.create_registered_model(model_name)
-        except mlflow.exceptions.MlflowException:
-            pass  # exists already
         return VersionInfo.of(
-            self.client.create_model_version(model_name, info.model_uri, run_id=run_id,
-                                             tags={**tags, DAG_RUN_TAG: dag_run_id})
+            self.client.create_model_version(
+                model_name, info.model_uri, run_id=run_id, tags={**tags, DAG_RUN_TAG: dag_run_id}
+            )
         )
 
     def versions(self, model_name: str) -> list[VersionInfo]:
@@ -230,19 +234,25 @@ class MlflowHook(BaseHook):
     def delete_alias(self, model_name: str, alias: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        try:
+        with contextlib.suppress(MlflowException):  # not set
             self.client.delete_registered_model_alias(model_name, alias)
-        except MlflowException:
-            pass  # not set
 
     def promote(
-        self, model_name: str, version: str, *, expected_champion: str | None, decided_by: str, reason: str,
+        self,
+        model_name: str,
+        version: str,
+        *,
+        expected_champion: str | None,
+        decided_by: str,
+        reason: str,
         report_sha256: str,
     ) -> registry.Promotion:
         """Compare-and-set: point ``champion`` at ``version`` only if it still points at ``expected_champion``."""
         current = self.version_by_alias(model_name, registry.CHAMPION)
         promotion = registry.plan_promotion(
-            model_name, str(version), expected_champion=expected_champion,
+            model_name,
+            str(version),
+            expected_champion=expected_champion,
             current_champion=current.version if current else None,
         )
         if promotion.already_done:
@@ -250,11 +260,15 @@ class MlflowHook(BaseHook):
             return promotion
         now = datetime.now(timezone.utc).isoformat()
         self.set_version_tags(
-            model_name, version,
-            registry.decision_tags(registry.APPROVED, decided_by=decided_by, at=now, reason=reason,
-                                   report_sha256=report_sha256),
+            model_name,
+            version,
+            registry.decision_tags(
+                registry.APPROVED, decided_by=decided_by, at=now, reason=reason, report_sha256=report_sha256
+            ),
         )
-        self.set_version_tags(model_name, version, {registry.PROMOTED_AT_TAG: now, registry.PROMOTED_BY_TAG: decided_by})
+        self.set_version_tags(
+            model_name, version, {registry.PROMOTED_AT_TAG: now, registry.PROMOTED_BY_TAG: decided_by}
+        )
         if promotion.previous_champion:
             self.set_alias(model_name, registry.PREVIOUS_CHAMPION, promotion.previous_champion)
         self.set_alias(model_name, registry.CHAMPION, version)
@@ -267,16 +281,19 @@ class MlflowHook(BaseHook):
         """Record a rejection (by a person, or ``timeout``); no alias but ``challenger`` changes."""
         now = datetime.now(timezone.utc).isoformat()
         self.set_version_tags(
-            model_name, version,
-            registry.decision_tags(registry.REJECTED, decided_by=decided_by, at=now, reason=reason,
-                                   report_sha256=report_sha256),
+            model_name,
+            version,
+            registry.decision_tags(
+                registry.REJECTED, decided_by=decided_by, at=now, reason=reason, report_sha256=report_sha256
+            ),
         )
         challenger = self.version_by_alias(model_name, registry.CHALLENGER)
         if challenger is not None and challenger.version == str(version):
             self.delete_alias(model_name, registry.CHALLENGER)
 
-    def rollback(self, model_name: str, *, to_version: str | None, decided_by: str, reason: str,
-                 force: bool = False) -> registry.Rollback:
+    def rollback(
+        self, model_name: str, *, to_version: str | None, decided_by: str, reason: str, force: bool = False
+    ) -> registry.Rollback:
         """Move ``champion`` back in one step (default: to ``previous_champion``), recording who, when and why."""
         champion = self.version_by_alias(model_name, registry.CHAMPION)
         if to_version is None:
@@ -286,8 +303,11 @@ class MlflowHook(BaseHook):
             to_version = previous.version
         target = self.get_version(model_name, to_version)
         plan = registry.plan_rollback(
-            model_name, target_version=target.version, target_tags=target.tags,
-            current_champion=champion.version if champion else None, force=force,
+            model_name,
+            target_version=target.version,
+            target_tags=target.tags,
+            current_champion=champion.version if champion else None,
+            force=force,
         )
         now = datetime.now(timezone.utc).isoformat()
         self.set_alias(model_name, registry.CHAMPION, target.version)
@@ -295,8 +315,13 @@ class MlflowHook(BaseHook):
             self.set_alias(model_name, registry.PREVIOUS_CHAMPION, plan.from_version)
             self.set_version_tags(model_name, plan.from_version, {registry.ROLLED_BACK_AT_TAG: now})
         self.set_version_tags(
-            model_name, target.version,
-            {registry.PROMOTED_AT_TAG: now, registry.PROMOTED_BY_TAG: decided_by,
-             registry.ROLLBACK_REASON_TAG: reason, registry.ROLLBACK_FROM_TAG: plan.from_version or ""},
+            model_name,
+            target.version,
+            {
+                registry.PROMOTED_AT_TAG: now,
+                registry.PROMOTED_BY_TAG: decided_by,
+                registry.ROLLBACK_REASON_TAG: reason,
+                registry.ROLLBACK_FROM_TAG: plan.from_version or "",
+            },
         )
         return plan

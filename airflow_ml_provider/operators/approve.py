@@ -78,8 +78,7 @@ class CityApprovalOperator(ApprovalOperator):
         reason = (answer.get("params_input") or {}).get("reason") or ""
         if self.registration["verdict"] != "pass" and not reason.strip():
             raise AirflowFailException(
-                f"{decider(answer)} approved a candidate that failed its guardrails without a reason; "
-                "nothing promoted"
+                f"{decider(answer)} approved a candidate that failed its guardrails without a reason; nothing promoted"
             )
         return answer
 
@@ -89,11 +88,15 @@ class CityApprovalOperator(ApprovalOperator):
         if decided_by == TIMEOUT_DECIDER:
             reason = reason or f"no answer within {self.config.approval.timeout_hours} h"
         MlflowHook(self.mlflow_conn_id).reject(
-            self.registration["model_name"], self.registration["version"], decided_by=decided_by, reason=reason,
+            self.registration["model_name"],
+            self.registration["version"],
+            decided_by=decided_by,
+            reason=reason,
             report_sha256=self.registration["report_sha256"],
         )
-        self.log.info("%s v%s rejected by %s", self.registration["model_name"], self.registration["version"],
-                      decided_by)
+        self.log.info(
+            "%s v%s rejected by %s", self.registration["model_name"], self.registration["version"], decided_by
+        )
 
 
 def approval_form(*, guardrails_failed: bool) -> ParamsDict:
@@ -101,7 +104,10 @@ def approval_form(*, guardrails_failed: bool) -> ParamsDict:
     must show only its own field, so the form is set explicitly on the worker."""
     if guardrails_failed:
         reason = Param(
-            "", type="string", minLength=1, title="Reason (required: guardrails failed)",
+            "",
+            type="string",
+            minLength=1,
+            title="Reason (required: guardrails failed)",
             description="This candidate failed its guardrails. Approving it needs a reason for the audit trail.",
         )
     else:
@@ -134,8 +140,12 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
             from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
             notifiers.append(
-                SmtpNotifier(to=spec.to or [], subject=f"Approval needed: {config.model_name} for {config.city}",
-                             html_content=message, **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}))
+                SmtpNotifier(
+                    to=spec.to or [],
+                    subject=f"Approval needed: {config.model_name} for {config.city}",
+                    html_content=message,
+                    **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}),
+                )
             )
         else:
             try:
@@ -145,7 +155,10 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
                     f"{config.city}.yaml: approval.notifiers: kind slack needs apache-airflow-providers-slack"
                 ) from None
             notifiers.append(
-                SlackNotifier(text=message, channel=spec.channel or "#general",
-                              **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}))
+                SlackNotifier(
+                    text=message,
+                    channel=spec.channel or "#general",
+                    **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}),
+                )
             )
     return notifiers

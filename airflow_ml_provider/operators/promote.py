@@ -32,15 +32,28 @@ class PromoteModelOperator(CityOperator):
         approver = decider(self.decision)
         try:
             promotion = self.mlflow_hook().promote(
-                reg["model_name"], reg["version"], expected_champion=reg["champion_version"], decided_by=approver,
-                reason=(self.decision.get("params_input") or {}).get("reason") or "", report_sha256=reg["report_sha256"],
+                reg["model_name"],
+                reg["version"],
+                expected_champion=reg["champion_version"],
+                decided_by=approver,
+                reason=(self.decision.get("params_input") or {}).get("reason") or "",
+                report_sha256=reg["report_sha256"],
             )
         except StaleChampionError as exc:
             raise AirflowFailException(str(exc)) from None
-        self.log.info("%s v%s is champion (approved by %s); previous champion: %s", reg["model_name"], reg["version"],
-                      approver, promotion.previous_champion)
-        return {"model_name": reg["model_name"], "champion": reg["version"], "approved_by": approver,
-                "previous_champion": promotion.previous_champion}
+        self.log.info(
+            "%s v%s is champion (approved by %s); previous champion: %s",
+            reg["model_name"],
+            reg["version"],
+            approver,
+            promotion.previous_champion,
+        )
+        return {
+            "model_name": reg["model_name"],
+            "champion": reg["version"],
+            "approved_by": approver,
+            "previous_champion": promotion.previous_champion,
+        }
 
 
 class RollbackModelOperator(CityOperator):
@@ -65,7 +78,10 @@ class RollbackModelOperator(CityOperator):
         user = context["dag_run"].triggering_user_name or "unknown"
         try:
             plan = self.mlflow_hook().rollback(
-                self.config.model_name, to_version=target, decided_by=user, reason=str(self.reason),
+                self.config.model_name,
+                to_version=target,
+                decided_by=user,
+                reason=str(self.reason),
                 force=str(self.force).lower() in ("true", "1"),
             )
         except (RollbackRefused, ValueError) as exc:

@@ -30,7 +30,9 @@ class TrainModelOperator(CityOperator):
 
         settings = self.settings(context)
         train, _ = read_snapshot_windows(self.config, self.validation)
-        self.log.info("Training %s on %d rows with %s", self.config.model.estimator, len(train), settings.estimator_params)
+        self.log.info(
+            "Training %s on %d rows with %s", self.config.model.estimator, len(train), settings.estimator_params
+        )
         model = fit(self.config, train, settings.estimator_params)
         payload = pickle.dumps(model)
         model_uri = self.run_file_uri(context, "model.pkl")
