@@ -6,6 +6,7 @@ Airflow reads its configuration when it is first imported: call :func:`apply` be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -39,6 +40,8 @@ def environment(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]]
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "airflow" / "passwords.json"),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{API_PORT}",
+        # A stable local secret of the length PyJWT recommends for HS512 (Airflow generates a short one otherwise).
+        "AIRFLOW__API_AUTH__JWT_SECRET": hashlib.sha512(str(root).encode()).hexdigest(),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
             {"conn_type": "mlflow", "host": tracking_uri, "extra": {"artifact_root": str(root / "mlartifacts")}}

@@ -59,3 +59,9 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def test_dags_folder() -> Path:
     return TEST_DAGS
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tests first, then those that run Airflow/MLflow for real, then servers, then the Celery stack."""
+    order = {"slow": 1, "e2e": 2, "stack": 3}
+    items.sort(key=lambda item: max((order[m.name] for m in item.iter_markers() if m.name in order), default=0))

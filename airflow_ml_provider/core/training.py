@@ -53,8 +53,11 @@ def build_pipeline(config: CityConfig, params: dict[str, Any]) -> Pipeline:
 
 
 def feature_frame(config: CityConfig, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns in a fixed order; categorical columns as strings so one-hot sees one dtype."""
+    """The model's input columns in a fixed order: numeric as float64 (so a missing value at serving time fits the
+    signature), categorical as strings so one-hot sees one dtype."""
     features = frame[config.features.all].copy()
+    for column in config.features.numeric:
+        features[column] = features[column].astype("float64")
     for column in config.features.categorical:
         features[column] = features[column].astype("string").astype(object)
     return features
