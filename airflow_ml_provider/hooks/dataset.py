@@ -142,6 +142,7 @@ class DatasetHook(BaseHook):
         return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     def read_bytes(self, uri: str) -> bytes:
+        """The whole file or object; snapshots and models are read this way and checked against their sha256."""
         if not _is_s3(uri):
             path = Path(uri)
             if path.is_dir():
@@ -150,6 +151,8 @@ class DatasetHook(BaseHook):
                 return path.read_bytes()
             except FileNotFoundError:
                 raise DatasetError(f"{uri}: file not found; check data.uri and that the upstream export ran") from None
+            except OSError as exc:
+                raise DatasetError(f"{uri}: cannot read the file: {exc.strerror}") from exc
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, key = _split_s3(uri)
@@ -161,10 +164,16 @@ class DatasetHook(BaseHook):
             raise DatasetError(f"{uri}: cannot read from S3 with connection {self.aws_conn_id!r}: {exc}") from exc
 
     def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write (or replace) a file or object; local parent folders are created."""
         if not _is_s3(uri):
             path = Path(uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            except OSError as exc:
+                raise DatasetError(
+                    f"{uri}: cannot write the file: {exc.strerror}; check the path and its permissions"
+                ) from exc
             return
         from botocore.exceptions import BotoCoreError, ClientError
 

@@ -64,7 +64,7 @@ def _recent(frame: pd.DataFrame, n: int) -> pd.Index:
     return frame.index[-n:]
 
 
-def _only(outcome: ValidationOutcome, kind: str = "failures") -> list[str]:
+def _checks(outcome: ValidationOutcome, kind: str = "failures") -> list[str]:
     return sorted({f.check for f in getattr(outcome, kind)})
 
 
@@ -156,20 +156,20 @@ BREAKERS: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], str, str]] = [
 def test_each_builtin_check_fires(clean: pd.DataFrame, builtin: CityConfig, breaker, check: str, text: str) -> None:
     outcome = validate(breaker(clean), builtin, WINDOWS)
     assert not outcome.success
-    assert check in _only(outcome)
+    assert check in _checks(outcome)
     assert text in outcome.message()
 
 
 def test_window_order(clean: pd.DataFrame, builtin: CityConfig) -> None:
     inverted = Windows(train_start=WINDOWS.train_start, eval_start=WINDOWS.end, end=WINDOWS.eval_start)
     outcome = validate(clean, builtin, inverted)
-    assert "window_order" in _only(outcome)
+    assert "window_order" in _checks(outcome)
     assert "window_order: the eval window must lie strictly after the train window" in outcome.message()
 
 
 def test_id_column_as_feature(clean: pd.DataFrame, builtin: CityConfig) -> None:
     outcome = validate(clean, _with(builtin, "data", id_columns=["ride_id", "district"]), WINDOWS)
-    assert _only(outcome) == ["id_feature"]
+    assert _checks(outcome) == ["id_feature"]
     assert "id_feature on column 'district': is declared in data.id_columns" in outcome.message()
 
 
@@ -184,12 +184,12 @@ def test_slice_and_baseline_columns_are_required(clean: pd.DataFrame, builtin: C
 def test_duplicates_within_the_threshold_are_a_warning(clean: pd.DataFrame, builtin: CityConfig) -> None:
     outcome = validate(pd.concat([clean, clean.iloc[-20:]]), builtin, WINDOWS)
     assert outcome.success
-    assert _only(outcome, "warnings") == ["duplicate_rows"]
+    assert _checks(outcome, "warnings") == ["duplicate_rows"]
 
 
 def test_duplicates_without_id_columns(clean: pd.DataFrame, builtin: CityConfig) -> None:
     outcome = validate(pd.concat([clean, clean.iloc[-1500:]]), _with(builtin, "data", id_columns=[]), WINDOWS)
-    assert _only(outcome) == ["duplicate_rows"]
+    assert _checks(outcome) == ["duplicate_rows"]
     assert outcome.failures[0].unexpected_count == 1500
 
 
@@ -198,7 +198,7 @@ def test_future_timestamps_are_reported_and_not_used(clean: pd.DataFrame, builti
     clean.loc[late, "requested_at"] += pd.Timedelta(days=3)
     outcome = validate(clean, builtin, WINDOWS)
     assert outcome.success
-    assert _only(outcome, "warnings") == ["future_timestamps"]
+    assert _checks(outcome, "warnings") == ["future_timestamps"]
     assert outcome.warnings[0].unexpected_count == 7
     assert "at or after the window end 2025-06-02 00:00 UTC" in outcome.warnings[0].message
     assert outcome.frame["requested_at"].max() < pd.Timestamp(WINDOWS.end)
