@@ -122,9 +122,20 @@ def _standalone(args: argparse.Namespace) -> int:
     return run_standalone(Path.cwd())
 
 
+def _use_embedded_store_if_unconfigured() -> None:
+    """After ``make demo``, ``status`` and ``rollback`` talk to the embedded MLflow store unless told otherwise."""
+    import os
+
+    embedded_db = Path(".airflow-ml") / "mlflow.db"
+    configured = os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("AIRFLOW_CONN_MLFLOW_DEFAULT")
+    if not configured and embedded_db.exists():
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{embedded_db.resolve()}"
+
+
 def _status(args: argparse.Namespace) -> int:
     from airflow_ml_provider.status import city_status, format_status
 
+    _use_embedded_store_if_unconfigured()
     configs, problems = load_all(args.directory)
     for problem in problems:
         print(f"skipped: {problem}", file=sys.stderr)
@@ -143,6 +154,7 @@ def _rollback(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc)
         return 1
+    _use_embedded_store_if_unconfigured()
     try:
         plan = MlflowHook().rollback(
             config.model_name, to_version=args.to_version, decided_by=args.by, reason=args.reason, force=args.force
