@@ -302,3 +302,20 @@ def render_chart(report: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def schema_change_note(champion: dict[str, str] | None, candidate: dict[str, str]) -> str | None:
+    """A report paragraph when the candidate's input columns or types differ from the champion's (serving breaks
+    if callers are not told), or None when they match or there is no champion."""
+    if champion is None or champion == candidate:
+        return None
+    changes = [f"`{c}` added ({candidate[c]})" for c in candidate if c not in champion]
+    changes += [f"`{c}` removed" for c in champion if c not in candidate]
+    changes += [
+        f"`{c}` {champion[c]} -> {candidate[c]}" for c in candidate if c in champion and champion[c] != candidate[c]
+    ]
+    return (
+        "**Schema change:** the candidate's input differs from the champion's: "
+        + ", ".join(changes)
+        + (". Callers of the serving endpoint must send the new input before this is promoted.")
+    )

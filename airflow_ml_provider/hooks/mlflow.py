@@ -177,6 +177,16 @@ class MlflowHook(BaseHook):
         self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
         return mlflow.sklearn.load_model(f"models:/{model_name}/{version}")
 
+    def input_schema(self, model_name: str, version: str) -> dict[str, str] | None:
+        """Column name -> type of the version's logged signature (None when it has no signature)."""
+        from mlflow.models import get_model_info
+
+        self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
+        signature = get_model_info(f"models:/{model_name}/{version}").signature
+        if signature is None:
+            return None
+        return {column["name"]: column["type"] for column in signature.inputs.to_dict()}
+
     def version_of_dag_run(self, model_name: str, dag_run_id: str) -> VersionInfo | None:
         """The version a DAG run registered before, so a retried ``register`` does not create a second one."""
         return next((v for v in self.versions(model_name) if v.tags.get(DAG_RUN_TAG) == dag_run_id), None)
@@ -210,7 +220,12 @@ class MlflowHook(BaseHook):
             self.client.create_registered_model(model_name)
         return VersionInfo.of(
             self.client.create_model_version(
-                model_name, info.model_uri, run_id=run_id, tags={**tags, DAG_RUN_TAG: dag_run_id}
+                # model_id links the version to MLflow 3's logged model; a tracking server requires it.
+                model_name,
+                info.model_uri,
+                run_id=run_id,
+                tags={**tags, DAG_RUN_TAG: dag_run_id},
+                model_id=info.model_id,
             )
         )
 

@@ -32,9 +32,9 @@ class EvaluateModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml_provider.core.baseline import baseline_predictions
         from airflow_ml_provider.core.guardrails import evaluate
-        from airflow_ml_provider.core.report import render_chart, render_markdown
+        from airflow_ml_provider.core.report import render_chart, render_markdown, schema_change_note
         from airflow_ml_provider.core.storage import sha256_hex
-        from airflow_ml_provider.core.training import predict
+        from airflow_ml_provider.core.training import feature_frame, predict
 
         settings = self.settings(context)
         train, eval_frame = read_snapshot_windows(self.config, self.validation)
@@ -42,7 +42,9 @@ class EvaluateModelOperator(CityOperator):
         hook = self.mlflow_hook()
         champion_version = hook.version_by_alias(self.config.model_name, CHAMPION)
         champion_predictions = None
+        champion_schema = None
         if champion_version is not None:
+            champion_schema = hook.input_schema(self.config.model_name, champion_version.version)
             self.log.info("Comparing with %s v%s (champion)", self.config.model_name, champion_version.version)
             champion = hook.load_model(self.config.model_name, champion_version.version)
             champion_predictions = predict(self.config, champion, eval_frame)
@@ -61,6 +63,9 @@ class EvaluateModelOperator(CityOperator):
         mlflow_run_id = self.validation["mlflow_run_id"]
         links = {"MLflow run": hook.run_url(mlflow_run_id), "Airflow run": _airflow_run_url(context)}
         markdown = render_markdown(report_dict, {k: v for k, v in links.items() if v})
+        schema_note = schema_change_note(champion_schema, _input_schema(feature_frame(self.config, eval_frame.head(5))))
+        if schema_note:
+            markdown = f"{schema_note}\n\n{markdown}"
         report_json = json.dumps(report_dict, sort_keys=True)
         hook.log_text(mlflow_run_id, markdown, "evaluation/report.md")
         hook.log_text(mlflow_run_id, report_json, "evaluation/report.json")
@@ -72,7 +77,15 @@ class EvaluateModelOperator(CityOperator):
             "champion_version": champion_version.version if champion_version else None,
             "report_sha256": sha256_hex(report_json.encode()),
             "summary": report.summary(),
+            "schema_changed": schema_note is not None,
         }
+
+
+def _input_schema(features: Any) -> dict[str, str]:
+    """The input schema MLflow will record for the candidate, in the form ``MlflowHook.input_schema`` returns."""
+    from mlflow.models import infer_signature
+
+    return {column["name"]: column["type"] for column in infer_signature(features).inputs.to_dict()}
 
 
 def _airflow_run_url(context: Context) -> str | None:

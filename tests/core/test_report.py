@@ -91,3 +91,16 @@ def test_chart_is_a_png_for_pass_fail_and_no_guardrails(blocked, passing, make_c
     for report in (blocked, passing, empty):
         png = render_chart(report)
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 2000
+
+
+def test_schema_change_is_flagged_only_when_the_input_differs() -> None:
+    from airflow_ml_provider.core.report import schema_change_note
+
+    champion = {"distance_km": "double", "district": "string"}
+    assert schema_change_note(None, champion) is None
+    assert schema_change_note(champion, dict(champion)) is None
+    note = schema_change_note(champion, {"distance_km": "long", "weather": "string"})
+    assert note.startswith("**Schema change:**")
+    assert (
+        "`weather` added (string)" in note and "`district` removed" in note and "`distance_km` double -> long" in note
+    )

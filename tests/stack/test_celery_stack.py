@@ -1,0 +1,354 @@
+"""The production topology of docker-compose.yaml without Docker, on loopback only: a throwaway PostgreSQL cluster
+(databases airflow and mlflow), Redis as Celery broker, moto's S3 server as the object store, an MLflow tracking
+server on Postgres with artifacts in S3, and Airflow with the CeleryExecutor (api-server, scheduler, dag-processor,
+triggerer and a separate Celery worker). One retrain of berlin runs end to end and is approved over REST.
+
+Needs the Debian packages postgresql and redis-server (``make system-deps``) and the Python packages
+apache-airflow-providers-celery, psycopg2-binary and redis. Every process started here runs in its own process
+group and is stopped (SIGTERM, then SIGKILL) whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(420, method="signal")]
+
+PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CITY = "berlin"
+DAG_ID = f"retrain_{CITY}"
+END = datetime(2026, 6, 1, tzinfo=timezone.utc)
+DATA_BUCKET = "airflow-ml"
+MLFLOW_BUCKET = "mlflow"
+DB_USER = "airflow"
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+TASKS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float, procs: Processes | None = None) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the logs of dead processes after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        if procs is not None:
+            procs.assert_alive()
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r})")
+
+
+class Processes:
+    """Started processes, each in its own process group, with logs in files; stop() ends all of them."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str], user: str | None = None) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, user=user, cwd=self.log_dir,
+        )  # fmt: skip
+        log.close()
+        self.started.append((name, proc))
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def assert_alive(self) -> None:
+        for name, proc in self.started:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.log(name)[-4000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM every process group (newest first), wait, then SIGKILL whatever is left."""
+        for _, proc in reversed(self.started):
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, proc in reversed(self.started):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for _, proc in reversed(self.started):
+            _signal_group(proc, signal.SIGKILL)  # also children that outlived their group leader
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+@pytest.fixture
+def stack_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="airflow-ml-stack-"))
+    root.chmod(0o755)  # the postgres user must reach its data and socket folders
+    yield root
+    if not os.environ.get("AIRFLOW_ML_KEEP_STACK"):  # set it to keep the logs for a post-mortem
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_postgres(procs: Processes, root: Path, pg_bin: Path) -> int:
+    user = "postgres" if os.geteuid() == 0 else None
+    data, sockets = root / "pgdata", root / "pgsock"
+    for folder in (data, sockets):
+        folder.mkdir()
+        if user:
+            shutil.chown(folder, user, user)
+    initdb = [str(pg_bin / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
+    subprocess.run(initdb, check=True, user=user, cwd=root, stdout=subprocess.DEVNULL, timeout=120)
+    port = _free_port()
+    server = [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
+              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]  # fmt: skip
+    procs.start("postgres", server, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}, user=user)
+
+    import psycopg2
+
+    def create_databases() -> bool:
+        conn = psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for db in ("airflow", "mlflow"):
+                cur.execute(f"CREATE DATABASE {db}")
+        conn.close()
+        return True
+
+    _wait("postgres", create_databases, 60, procs)
+    return port
+
+
+def _start_redis(procs: Processes, root: Path) -> int:
+    port = _free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(root)]  # fmt: skip
+    procs.start("redis", args, env={"PATH": os.environ["PATH"]})
+
+    def ping() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    _wait("redis", ping, 30, procs)
+    return port
+
+
+def _write_dag_folder(root: Path) -> Path:
+    """berlin only (manual schedule), data and run storage in S3."""
+    dags = root / "dags"
+    shutil.copytree(PROJECT / "dags", dags, ignore=shutil.ignore_patterns("__pycache__"))
+    for loader in dags.glob("*.py"):
+        if loader.stem != CITY:
+            loader.unlink()
+    defaults_path = dags / "configs" / "_defaults.yaml"
+    defaults = yaml.safe_load(defaults_path.read_text())
+    defaults["storage"]["base_uri"] = f"s3://{DATA_BUCKET}/runs"
+    defaults["data"]["uri"] = f"s3://{DATA_BUCKET}/data/{{city}}/rides.parquet"
+    defaults_path.write_text(yaml.safe_dump(defaults, sort_keys=False))
+    city_path = dags / "configs" / f"{CITY}.yaml"
+    city = yaml.safe_load(city_path.read_text())
+    city["schedule"] = None  # only the run triggered here
+    city_path.write_text(yaml.safe_dump(city, sort_keys=False))
+    return dags
+
+
+def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
+    started = time.monotonic()
+    pg_bin = _pg_bin()
+    if pg_bin is None or shutil.which("redis-server") is None:
+        pytest.skip("needs the Debian packages postgresql and redis-server (make system-deps)")
+    for module in ("airflow.providers.celery", "psycopg2", "redis"):
+        pytest.importorskip(module)
+
+    import boto3
+    import httpx
+    from moto.server import ThreadedMotoServer
+
+    from airflow_ml_provider import embedded
+    from airflow_ml_provider.api_client import AirflowApi
+    from airflow_ml_provider.core.demo_data import make_city_data
+    from airflow_ml_provider.core.snapshot import to_parquet_bytes
+    from airflow_ml_provider.core.storage import run_uri
+
+    logs = stack_root / "logs"
+    logs.mkdir()
+    procs = Processes(logs)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    moto.start()
+    try:
+        # ----- S3 (moto), Postgres, Redis -----
+        s3_url = f"http://127.0.0.1:{moto._server.server_port}"  # type: ignore[union-attr]
+        s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        for bucket in (DATA_BUCKET, MLFLOW_BUCKET):
+            s3.create_bucket(Bucket=bucket)
+        frame = make_city_data(CITY, end=END.date())
+        s3.put_object(Bucket=DATA_BUCKET, Key=f"data/{CITY}/rides.parquet", Body=to_parquet_bytes(frame))
+
+        pg_port = _start_postgres(procs, stack_root, pg_bin)
+        redis_port = _start_redis(procs, stack_root)
+        db = f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}"
+
+        # ----- MLflow tracking server on Postgres, artifacts in S3 -----
+        mlflow_port = _free_port()
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "AWS_"))}
+        mlflow_env = {**base_env, **AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "GIT_PYTHON_REFRESH": "quiet"}
+        procs.start("mlflow", [
+            str(BIN / "mlflow"), "server", "--backend-store-uri", f"{db}/mlflow",
+            "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/", "--serve-artifacts",
+            "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
+            "--allowed-hosts", f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
+        ], env=mlflow_env)  # fmt: skip
+
+        # ----- Airflow with the CeleryExecutor -----
+        dags = _write_dag_folder(stack_root)
+        api_port = _free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
+        env = {**base_env, **AWS_ENV, **embedded.environment(stack_root, dags)}
+        env.update({
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{db}/airflow",
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db}/airflow",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__API__BASE_URL": api_url,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "stack-test-jwt-secret-" + "x" * 64,
+            "AIRFLOW__API__SECRET_KEY": "stack-test-api-secret",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW_ML_CONFIG_DIR": str(dags / "configs"),
+            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({
+                "conn_type": "aws", "login": "testing", "password": "testing",
+                "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"},
+            }),
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow_url}),
+            "MLFLOW_TRACKING_URI": mlflow_url,
+        })  # fmt: skip
+        airflow_home = Path(env["AIRFLOW_HOME"])
+        airflow_home.mkdir(parents=True)
+        passwords = {user: password for user, (_, password) in embedded.DEMO_USERS.items()}
+        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps(passwords))
+
+        migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=stack_root,
+                                 capture_output=True, text=True, timeout=240)  # fmt: skip
+        assert migrate.returncode == 0, migrate.stdout[-3000:] + migrate.stderr[-3000:]
+        airflow = str(BIN / "airflow")
+        procs.start("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
+                                   "--workers", "1"], env)  # fmt: skip
+        procs.start("scheduler", [airflow, "scheduler"], env)
+        procs.start("dag-processor", [airflow, "dag-processor"], env)
+        procs.start("triggerer", [airflow, "triggerer", "--skip-serve-logs"], env)
+        procs.start("celery-worker", [airflow, "celery", "worker", "--skip-serve-logs", "--concurrency", "2",
+                                      "--celery-hostname", "stackworker@%h", "--without-gossip"], env)  # fmt: skip
+
+        http = httpx.Client(base_url=api_url, timeout=30)
+        _wait("Airflow's health endpoint", lambda: http.get("/api/v2/monitor/health").status_code == 200, 180, procs)
+        _wait("the MLflow server", lambda: httpx.get(f"{mlflow_url}/health", timeout=5).status_code == 200, 120, procs)
+        admin = AirflowApi(http, "admin", "admin")
+        headers = admin._headers
+        pool = {"name": "ml_training", "slots": 4, "description": "train and evaluate slots", "include_deferred": False}
+        assert http.post("/api/v2/pools", json=pool, headers=headers).status_code in (201, 409)
+        _wait(f"{DAG_ID} parsed", lambda: http.get(f"/api/v2/dags/{DAG_ID}", headers=headers).status_code == 200,
+              120, procs)  # fmt: skip
+        assert http.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False}, headers=headers).status_code == 200
+
+        # ----- the run: trigger, approve as berlin_ops, success -----
+        conf = {"reason": "stack test", "estimator_params": {"max_iter": 50}}
+        run_id = admin.trigger(DAG_ID, conf=conf, logical_date=END.isoformat())
+        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 240, procs)
+        assert pending[0]["task_instance"]["dag_run_id"] == run_id
+        approver = AirflowApi(http, "berlin_ops", embedded.DEMO_USERS["berlin_ops"][1])
+        approver.answer(DAG_ID, run_id, "Approve", "stack test approved")
+
+        def finished() -> str | None:
+            state = admin.dag_run(DAG_ID, run_id)["state"]
+            return state if state in ("success", "failed") else None
+
+        assert _wait("the run to finish", finished, 120, procs) == "success"
+
+        # ----- where the tasks ran: the Celery worker -----
+        tis = http.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers).json()
+        states = {ti["task_id"]: ti["state"] for ti in tis["task_instances"]}
+        assert all(states[t] == "success" for t in TASKS), states
+        for ti in tis["task_instances"]:
+            assert ti["queue"] == "default" and ti["hostname"], ti
+        worker_log = procs.log("celery-worker")
+        ran_on_worker = [t for t in TASKS if t != "approve" and f"task_id='{t}'" in worker_log]
+        # approve defers to the triggerer and resumes on the worker; every task went through Celery
+        assert set(ran_on_worker) == set(TASKS) - {"approve"}, worker_log[-4000:]
+        assert "task_id='approve'" in worker_log
+        assert "LocalExecutor" not in procs.log("scheduler")
+
+        # ----- MLflow: champion is the version of this run -----
+        from mlflow import MlflowClient
+
+        from airflow_ml_provider.core import registry
+
+        client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+        champion = client.get_model_version_by_alias(f"eta_{CITY}", registry.CHAMPION)
+        assert champion.version == "1"
+        assert champion.tags[registry.DECISION_TAG] == "approved"
+        assert champion.tags[registry.DECIDED_BY_TAG] == "berlin_ops"
+        assert run_id in champion.tags.values()
+
+        # ----- S3: the run's snapshot and model, and MLflow's model artifacts -----
+        def keys(bucket: str, prefix: str = "") -> set[str]:
+            pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+
+        run_prefix = run_uri(f"s3://{DATA_BUCKET}/runs", CITY, run_id, "")[len(f"s3://{DATA_BUCKET}/") :]
+        run_keys = keys(DATA_BUCKET, run_prefix)
+        assert {run_prefix + "snapshot.parquet", run_prefix + "model.pkl"} <= run_keys, run_keys
+        mlflow_keys = keys(MLFLOW_BUCKET)
+        assert any(k.endswith("/MLmodel") for k in mlflow_keys), sorted(mlflow_keys)[:50]
+        assert any(k.endswith("model.pkl") or k.endswith(".pkl") for k in mlflow_keys), sorted(mlflow_keys)[:50]
+    except BaseException:
+        for name in ("scheduler", "celery-worker", "triggerer", "dag-processor", "mlflow"):
+            if (logs / f"{name}.log").exists():
+                print(f"----- last lines of {name}.log -----\n{procs.log(name)[-3000:]}")
+        raise
+    finally:
+        procs.stop()
+        moto.stop()
+        print(f"stack test wall time: {time.monotonic() - started:.1f} s (logs were in {logs})")
