@@ -11,7 +11,6 @@ group and is stopped (SIGTERM, then SIGKILL) whatever happens.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from e2e import postgres
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(420, method="signal")]
 
@@ -38,14 +38,8 @@ DAG_ID = f"retrain_{CITY}"
 END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 DATA_BUCKET = "airflow-ml"
 MLFLOW_BUCKET = "mlflow"
-DB_USER = "airflow"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 TASKS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
 
 
 def _free_port() -> int:
@@ -118,38 +112,16 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 @pytest.fixture
 def stack_root() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="airflow-ml-stack-"))
-    root.chmod(0o755)  # the postgres user must reach its data and socket folders
     yield root
     if not os.environ.get("AIRFLOW_ML_KEEP_STACK"):  # set it to keep the logs for a post-mortem
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _start_postgres(procs: Processes, root: Path, pg_bin: Path) -> int:
-    user = "postgres" if os.geteuid() == 0 else None
-    data, sockets = root / "pgdata", root / "pgsock"
-    for folder in (data, sockets):
-        folder.mkdir()
-        if user:
-            shutil.chown(folder, user, user)
-    initdb = [str(pg_bin / "initdb"), "-D", str(data), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--no-sync"]
-    subprocess.run(initdb, check=True, user=user, cwd=root, stdout=subprocess.DEVNULL, timeout=120)
+def _start_postgres(procs: Processes, root: Path) -> int:
     port = _free_port()
-    server = [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
-              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]  # fmt: skip
-    procs.start("postgres", server, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}, user=user)
-
-    import psycopg2
-
-    def create_databases() -> bool:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=DB_USER, dbname="postgres")
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            for db in ("airflow", "mlflow"):
-                cur.execute(f"CREATE DATABASE {db}")
-        conn.close()
-        return True
-
-    _wait("postgres", create_databases, 60, procs)
+    command, run_as = postgres.init_cluster(root, port)
+    procs.start("postgres", command, env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}, user=run_as)
+    _wait("postgres", lambda: postgres.create_databases(port, ("airflow", "mlflow")), 60, procs)
     return port
 
 
@@ -189,8 +161,7 @@ def _write_dag_folder(root: Path) -> Path:
 
 def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
     started = time.monotonic()
-    pg_bin = _pg_bin()
-    if pg_bin is None or shutil.which("redis-server") is None:
+    if postgres.bin_dir() is None or shutil.which("redis-server") is None:
         pytest.skip("needs the Debian packages postgresql and redis-server (make system-deps)")
     for module in ("airflow.providers.celery", "psycopg2", "redis"):
         pytest.importorskip(module)
@@ -220,9 +191,9 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         frame = make_city_data(CITY, end=END.date())
         s3.put_object(Bucket=DATA_BUCKET, Key=f"data/{CITY}/rides.parquet", Body=to_parquet_bytes(frame))
 
-        pg_port = _start_postgres(procs, stack_root, pg_bin)
+        pg_port = _start_postgres(procs, stack_root)
         redis_port = _start_redis(procs, stack_root)
-        db = f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{pg_port}"
+        airflow_db, mlflow_db = postgres.url(pg_port, "airflow"), postgres.url(pg_port, "mlflow")
 
         # ----- MLflow tracking server on Postgres, artifacts in S3 -----
         mlflow_port = _free_port()
@@ -230,7 +201,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "AWS_"))}
         mlflow_env = {**base_env, **AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "GIT_PYTHON_REFRESH": "quiet"}
         procs.start("mlflow", [
-            str(BIN / "mlflow"), "server", "--backend-store-uri", f"{db}/mlflow",
+            str(BIN / "mlflow"), "server", "--backend-store-uri", mlflow_db,
             "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/", "--serve-artifacts",
             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
             "--allowed-hosts", f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
@@ -243,9 +214,9 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         env = {**base_env, **AWS_ENV, **embedded.environment(stack_root, dags)}
         env.update({
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{db}/airflow",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
             "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{db}/airflow",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{airflow_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "AIRFLOW__API__BASE_URL": api_url,
             "AIRFLOW__API__HOST": "127.0.0.1",

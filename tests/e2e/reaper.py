@@ -1,0 +1,72 @@
+"""Stops the end-to-end servers when the test process goes away, however it goes.
+
+pytest-timeout's thread method ends a hung test with ``os._exit``: no fixture teardown runs, and servers started in
+sessions of their own would outlive it. So the fixture starts this watchdog first and writes the session id of every
+process it starts to the watchdog's stdin. When stdin closes (normal teardown, or the test process died), the
+watchdog sends SIGTERM to every process of those sessions, SIGKILL after a grace period, keeps the logs under
+``artifacts`` and deletes ``root``.
+
+Usage: python reaper.py ROOT ARTIFACTS  (session ids on stdin, one a line)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+GRACE_SECONDS = 15.0
+
+
+def session_members(sid: int) -> list[int]:
+    """Every live process of a session (Airflow runs each task in a process group of its own, same session)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+                members.append(int(stat.parent.name))
+    return members
+
+
+def kill_sessions(sids: set[int], grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM every process group of the sessions, then SIGKILL whatever is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for sid in sids:
+            for pid in session_members(sid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(os.getpgid(pid), sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(session_members(sid) for sid in sids):
+            time.sleep(0.2)
+        if not any(session_members(sid) for sid in sids):
+            return
+
+
+def keep_logs(root: Path, artifacts: Path) -> None:
+    """Server logs and Airflow's task logs, for a failed CI run."""
+    target = artifacts / "logs"
+    shutil.rmtree(target, ignore_errors=True)
+    for source, name in ((root / "logs", "servers"), (root / "airflow" / "logs", "airflow")):
+        if source.is_dir():
+            shutil.copytree(source, target / name, dirs_exist_ok=True)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops pytest; this process cleans up after it
+    root, artifacts = Path(sys.argv[1]), Path(sys.argv[2])
+    sids: set[int] = set()
+    for line in sys.stdin:  # until the test process closes the pipe or dies
+        if line.strip().isdigit():
+            sids.add(int(line))
+    kill_sessions(sids)
+    keep_logs(root, artifacts)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
