@@ -105,11 +105,12 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
             title="Dry run",
             description="Stop after evaluate: nothing is registered and nobody is asked to approve.",
         ),
+        # Optional: a nullable type is what makes Airflow's form accept an empty field (scheduled runs have none).
         "reason": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Reason for this run",
-            description="Recorded on the model version, e.g. 'new district launched'.",
+            description="Optional; recorded on the model version, e.g. 'new district launched'.",
         ),
     }
 
