@@ -57,6 +57,14 @@ def render_markdown(report: dict[str, Any], links: dict[str, str] | None = None)
     return "\n".join(lines).rstrip() + "\n"
 
 
+def with_link(markdown: str, label: str, url: str) -> str:
+    """The report with one more entry in its Links section (created when the report has none)."""
+    entry = f"- [{_cell(label)}]({url})\n"
+    if "\n## Links\n" in markdown:
+        return markdown.rstrip() + "\n" + entry
+    return markdown.rstrip() + "\n\n## Links\n\n" + entry
+
+
 def _reference_name(report: dict[str, Any]) -> str:
     return "champion" if report["comparison"] == "champion" else "naive baseline"
 

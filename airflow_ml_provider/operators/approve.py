@@ -11,6 +11,7 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
@@ -66,6 +67,11 @@ class CityApprovalOperator(ApprovalOperator):
                 f"guardrails failed and {self.config.city} blocks on failure: nothing to approve, nothing promoted"
             )
         self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
+        if self.registration.get("version_url"):  # the version exists only now: evaluate's report cannot link it
+            model, version = self.registration["model_name"], self.registration["version"]
+            self.body = with_link(
+                self.body, f"MLflow model version {model} v{version}", self.registration["version_url"]
+            )
         context["required_actions_url"] = required_actions_url(context)  # for the notifiers' messages
         return super().execute(context)
 

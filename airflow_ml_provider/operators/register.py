@@ -79,6 +79,7 @@ class RegisterModelOperator(CityOperator):
             "needs_approval": asks,
             "champion_version": self.evaluation["champion_version"],
             "report_sha256": self.evaluation["report_sha256"],
+            "version_url": hook.model_version_url(config.model_name, version.version),
         }
 
 

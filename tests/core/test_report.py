@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml_provider.core.guardrails import evaluate
-from airflow_ml_provider.core.report import render_chart, render_markdown
+from airflow_ml_provider.core.report import render_chart, render_markdown, with_link
 
 LINKS = {
     "MLflow run": "http://mlflow/#/runs/abc",
@@ -72,6 +72,20 @@ def test_links_come_last_and_there_is_no_html(blocked):
     assert text.rstrip().endswith("- [Airflow run](http://af/run)")
     assert "- [MLflow run](http://mlflow/#/runs/abc)" in text
     assert "<" not in text and ">" not in text.replace("->", "")
+
+
+def test_with_link_adds_to_the_links_section_or_starts_one(blocked):
+    """The approval screen adds the model version's link, which exists only after evaluate wrote the report."""
+    version = ("MLflow model version eta_berlin v3", "http://mlflow/#/models/eta_berlin/versions/3")
+    linked = with_link(render_markdown(blocked, LINKS), *version)
+    assert linked.count("## Links") == 1
+    assert linked.endswith(
+        "- [Airflow run](http://af/run)\n- [MLflow model version eta_berlin v3](http://mlflow/#/models/eta_berlin/versions/3)\n"
+    )
+    started = with_link(render_markdown(blocked), *version)
+    assert started.endswith(
+        "\n\n## Links\n\n- [MLflow model version eta_berlin v3](http://mlflow/#/models/eta_berlin/versions/3)\n"
+    )
 
 
 def test_first_run_report_names_the_baseline(make_config, rides, regression_predictions):
