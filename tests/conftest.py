@@ -33,6 +33,13 @@ def _write_test_dag_folder() -> None:
         "city: oslo\nschedule: null\napproval: {approvers: [ops_lead], timeout_hours: 0.0005}\n"
     )
     shutil.copy(TEST_DAGS / "berlin.py", TEST_DAGS / "oslo.py")
+    # A test-only city that reads the file its run's conf names: the bad-input corpus runs through it. No retries:
+    # a missing file is retried with backoff for minutes, which dag.test() would sit through.
+    (TEST_DAGS / "configs" / "corpus.yaml").write_text(
+        "city: corpus\nschedule: null\nretries: 0\ndata: {uri: \"{{ dag_run.conf['data_uri'] }}\"}\n"
+        "approval: {approvers: [ops_lead]}\n"
+    )
+    shutil.copy(TEST_DAGS / "berlin.py", TEST_DAGS / "corpus.py")
 
 
 _write_test_dag_folder()

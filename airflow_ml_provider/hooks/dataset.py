@@ -21,7 +21,15 @@ FORMATS = ("parquet", "csv")
 
 
 class DatasetError(ValueError):
-    """A data file that cannot be read or written; the message names the URI and what to do about it."""
+    """A data file that cannot be read or written; the message names the URI and what to do about it.
+
+    Missing files and S3 errors may pass (an export still landing, a network blip), so tasks retry them.
+    """
+
+
+class UnusableFileError(DatasetError):
+    """The file is there but is not usable data (empty, corrupt, wrong format or delimiter): a retry reads the same
+    bytes and fails the same way."""
 
 
 def _is_s3(uri: str) -> bool:
@@ -38,13 +46,13 @@ def _split_s3(uri: str) -> tuple[str, str]:
 def _format_of(uri: str, explicit: str | None) -> str:
     if explicit is not None:
         if explicit not in FORMATS:
-            raise DatasetError(f"{uri}: unknown format {explicit!r}; use one of {list(FORMATS)}")
+            raise UnusableFileError(f"{uri}: unknown format {explicit!r}; use one of {list(FORMATS)}")
         return explicit
     name = uri.lower()
     for fmt in FORMATS:
         if name.endswith(f".{fmt}"):
             return fmt
-    raise DatasetError(
+    raise UnusableFileError(
         f"{uri}: cannot tell the file format from the name (expected a .parquet or .csv suffix); "
         "rename the file or set data.format to parquet or csv"
     )
@@ -60,7 +68,7 @@ def _prefix_format(uri: str, names: list[str], explicit: str | None) -> str:
             "check data.uri and that the upstream export ran"
         )
     if len(found) > 1:
-        raise DatasetError(f"{uri}: holds both .parquet and .csv files; set data.format to say which to read")
+        raise UnusableFileError(f"{uri}: holds both .parquet and .csv files; set data.format to say which to read")
     return found.pop()
 
 
@@ -69,7 +77,7 @@ def _parse(data: bytes, fmt: str, uri: str) -> pd.DataFrame:
     import pandas as pd
 
     if not data:
-        raise DatasetError(f"{uri}: is empty (0 bytes); the upstream export probably failed, re-run it")
+        raise UnusableFileError(f"{uri}: is empty (0 bytes); the upstream export probably failed, re-run it")
     if fmt == "parquet":
         import pyarrow as pa
 
@@ -77,23 +85,23 @@ def _parse(data: bytes, fmt: str, uri: str) -> pd.DataFrame:
             return pd.read_parquet(io.BytesIO(data))
         except (pa.ArrowException, OSError) as exc:
             hint = " (it looks like CSV text: set data.format to csv)" if data[:4] != b"PAR1" and _is_text(data) else ""
-            raise DatasetError(
+            raise UnusableFileError(
                 f"{uri}: not a valid Parquet file{hint}: {exc}. Check that the file was written completely."
             ) from exc
     try:
         frame = pd.read_csv(io.BytesIO(data))
     except pd.errors.EmptyDataError as exc:
-        raise DatasetError(f"{uri}: the CSV file has no header and no rows; re-run the upstream export") from exc
+        raise UnusableFileError(f"{uri}: the CSV file has no header and no rows; re-run the upstream export") from exc
     except UnicodeDecodeError as exc:
         looks = " (it looks like Parquet: set data.format to parquet)" if data[:4] == b"PAR1" else ""
-        raise DatasetError(f"{uri}: not a UTF-8 CSV file{looks}") from exc
+        raise UnusableFileError(f"{uri}: not a UTF-8 CSV file{looks}") from exc
     except pd.errors.ParserError as exc:
-        raise DatasetError(f"{uri}: not a valid CSV file: {exc}") from exc
+        raise UnusableFileError(f"{uri}: not a valid CSV file: {exc}") from exc
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         for delimiter, name in ((";", "';'"), ("\t", "a tab")):
             if delimiter in header:
-                raise DatasetError(
+                raise UnusableFileError(
                     f"{uri}: the CSV file has a single column {header[:80]!r}: the delimiter looks wrong "
                     f"(the header contains {name}); write the file with ',' as delimiter"
                 )

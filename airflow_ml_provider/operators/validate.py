@@ -29,12 +29,15 @@ class ValidateDataOperator(CityOperator):
         from airflow_ml_provider.core.storage import sha256_hex
         from airflow_ml_provider.core.validation import validate
         from airflow_ml_provider.core.windows import Windows
-        from airflow_ml_provider.hooks.dataset import DatasetHook
+        from airflow_ml_provider.hooks.dataset import DatasetHook, UnusableFileError
 
         settings = self.settings(context)
         windows = Windows.ending_at(run_end(context), settings.train_window_days, settings.eval_window_days)
         dataset = DatasetHook(aws_conn_id=self.config.data.aws_conn_id)
-        frame = dataset.read_frame(self.data_uri, self.config.data.format)
+        try:
+            frame = dataset.read_frame(self.data_uri, self.config.data.format)
+        except UnusableFileError as exc:  # a missing file is retried (it may still land); a broken one is not
+            raise AirflowFailException(str(exc)) from exc
         outcome = validate(frame, self.config, windows)
 
         hook = self.mlflow_hook()

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
+import bad_inputs
 import boto3
 import numpy as np
 import pandas as pd
 import pytest
+from bad_inputs import BUCKET, CORPUS, DATA_END, EVAL_START
 from moto import mock_aws
 
 from airflow_ml_provider.config import CityConfig, ExpectationConfig, load_city_config
-from airflow_ml_provider.core.demo_data import make_city_data
 from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, from_parquet_bytes, to_parquet_bytes
 from airflow_ml_provider.core.storage import sha256_hex
 from airflow_ml_provider.core.validation import ValidationOutcome, expectation_problems, validate
 from airflow_ml_provider.core.windows import Windows
 from airflow_ml_provider.hooks.dataset import DatasetError, DatasetHook
 
-END = date(2025, 6, 2)
-WINDOWS = Windows.ending_at(datetime(2025, 6, 2, tzinfo=timezone.utc), train_days=90, eval_days=14)
-EVAL_START = pd.Timestamp("2025-05-19", tz="UTC")
-BUCKET = "rides"
+WINDOWS = Windows.ending_at(DATA_END, train_days=90, eval_days=14)
 PROJECT_CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
 
 
@@ -51,7 +49,7 @@ def builtin(config: CityConfig) -> CityConfig:
 
 @pytest.fixture(scope="module")
 def clean_data() -> pd.DataFrame:
-    return make_city_data("berlin", end=END, days=110)
+    return bad_inputs.clean_rides()
 
 
 @pytest.fixture
@@ -391,186 +389,19 @@ def s3() -> Iterator[None]:
         yield
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
-    return to_parquet_bytes(frame)
-
-
-def _csv(frame: pd.DataFrame, sep: str = ",") -> bytes:
-    return frame.to_csv(index=False, sep=sep).encode()
-
-
-def _recent_days(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["requested_at"] >= EVAL_START - pd.Timedelta(days=16)].reset_index(drop=True)
-
-
-def _set_last(frame: pd.DataFrame, column: str, values: list) -> pd.DataFrame:
-    frame = frame.copy()
-    frame[column] = frame[column].astype(object)
-    frame.loc[frame.index[-len(values) :], column] = values
-    return frame.infer_objects()
-
-
-# (name, file name: s3:// when it starts with "s3/", how to make its bytes (None: write nothing), outcome, texts)
-CORPUS: list[tuple[str, str, Callable[[pd.DataFrame], bytes | None], str, list[str]]] = [
-    ("empty file", "rides.parquet", lambda f: b"", "read", ["rides.parquet: is empty (0 bytes)"]),
-    (
-        "header-only CSV",
-        "rides.csv",
-        lambda f: _csv(f.iloc[:0]),
-        "fail",
-        ["train_window_rows: 0 rows between 2025-02-18 00:00 UTC and 2025-05-19 00:00 UTC", "eval_window_rows: 0 rows"],
-    ),
-    (
-        "wrong dtype",
-        "rides.csv",
-        lambda f: _csv(_set_last(f, "distance_km", ["4,2 km"] * 3)),
-        "fail",
-        ["numeric_dtype on column 'distance_km'", "3 of ", "are not numbers, e.g. ['4,2 km', '4,2 km', '4,2 km']"],
-    ),
-    (
-        "all-null target",
-        "rides.parquet",
-        lambda f: _parquet(f.assign(eta_seconds=np.nan)),
-        "fail",
-        ["target_not_null on column 'eta_seconds'", "(100.00%) have no target value", "e.g. rows ['BER-"],
-    ),
-    (
-        "infinite values",
-        "rides.parquet",
-        lambda f: _parquet(_set_last(f, "traffic_index", [np.inf, -np.inf])),
-        "fail",
-        ["finite_values on column 'traffic_index': 2 of ", "e.g. ['inf', '-inf']"],
-    ),
-    (
-        "future timestamps",
-        "rides.parquet",
-        lambda f: _parquet(_set_last(f, "requested_at", [pd.Timestamp("2031-01-01", tz="UTC")] * 4)),
-        "warn",
-        ["future_timestamps on column 'requested_at': 4 of ", "latest 2031-01-01 00:00 UTC); they were not used"],
-    ),
-    (
-        "empty eval window",
-        "rides.parquet",
-        lambda f: _parquet(f[f["requested_at"] < EVAL_START]),
-        "fail",
-        ["eval_window_rows: 0 rows between 2025-05-19 00:00 UTC and 2025-06-02 00:00 UTC, validation.min_rows is 500"],
-    ),
-    (
-        "duplicate rows",
-        "rides.parquet",
-        lambda f: _parquet(pd.concat([f, f.iloc[-400:]])),
-        "fail",
-        ["duplicate_rows: 400 of ", "are exact copies of another row", "max_duplicate_fraction is 0.01"],
-    ),
-    (
-        "corrupt Parquet",
-        "rides.parquet",
-        lambda f: _parquet(f)[:-100],
-        "read",
-        ["rides.parquet: not a valid Parquet file"],
-    ),
-    (
-        "CSV with semicolons",
-        "rides.csv",
-        lambda f: _csv(f, sep=";"),
-        "read",
-        ["rides.csv: the CSV file has a single column 'ride_id;requested_at;", "the delimiter looks wrong"],
-    ),
-    (
-        "CSV with tabs",
-        "rides.csv",
-        lambda f: _csv(f, sep="\t"),
-        "read",
-        ["the delimiter looks wrong (the header contains a tab); write the file with ',' as delimiter"],
-    ),
-    (
-        "missing S3 key",
-        "s3/missing/rides.parquet",
-        lambda f: None,
-        "read",
-        ["s3://rides/missing/rides.parquet: no such S3 object; check data.uri"],
-    ),
-    (
-        "zero-byte S3 object",
-        "s3/zero/rides.parquet",
-        lambda f: b"",
-        "read",
-        ["s3://rides/zero/rides.parquet: is empty (0 bytes)"],
-    ),
-    ("empty S3 prefix", "s3/nothing/", lambda f: None, "read", ["s3://rides/nothing/: no objects under this prefix"]),
-    (
-        "unknown format",
-        "rides.json",
-        lambda f: b"{}",
-        "read",
-        ["rides.json: cannot tell the file format from the name", "set data.format to parquet or csv"],
-    ),
-    (
-        "Parquet named .csv",
-        "rides.csv",
-        lambda f: _parquet(f),
-        "read",
-        ["rides.csv: not a UTF-8 CSV file (it looks like Parquet: set data.format to parquet)"],
-    ),
-    ("missing local file", "rides.parquet", lambda f: None, "read", ["rides.parquet: file not found; check data.uri"]),
-    (
-        "missing column",
-        "rides.parquet",
-        lambda f: _parquet(f.drop(columns=["traffic_index"])),
-        "fail",
-        [
-            "column_present on column 'traffic_index': the numeric feature column is missing",
-            "expect_column_values_to_be_between(column=traffic_index, min_value=0, max_value=1): could not be "
-            "evaluated",
-        ],
-    ),
-    (
-        "unparseable timestamps",
-        "rides.csv",
-        lambda f: _csv(_set_last(f, "requested_at", ["31/05/2025 08:00"] * 2)),
-        "fail",
-        ["timestamp_parseable on column 'requested_at': 2 of ", "e.g. ['31/05/2025 08:00', '31/05/2025 08:00']"],
-    ),
-    (
-        "expectation fails",
-        "s3/bad/rides.parquet",
-        lambda f: _parquet(_set_last(f, "eta_seconds", [5.0, 20000.0])),
-        "fail",
-        [
-            "Data validation failed for berlin (1 problem):",
-            "expect_column_values_to_be_between(column=eta_seconds, min_value=30, max_value=14400): 2 of ",
-            "unexpected, e.g. [5.0, 20000.0]",
-        ],
-    ),
-    ("clean CSV", "rides.csv", lambda f: _csv(f), "pass", ["Data validation passed for berlin"]),
-]
-
-
-@pytest.mark.parametrize(("name", "maker", "kind", "texts"), [c[1:] for c in CORPUS], ids=[c[0] for c in CORPUS])
-def test_bad_input_corpus(
-    s3: None,
-    clean_data: pd.DataFrame,
-    config: CityConfig,
-    tmp_path: Path,
-    name: str,
-    maker: Callable[[pd.DataFrame], bytes | None],
-    kind: str,
-    texts: list[str],
-) -> None:
+@pytest.mark.parametrize("bad_input", CORPUS, ids=[c.name for c in CORPUS])
+def test_bad_input_corpus(s3: None, clean_data: pd.DataFrame, config: CityConfig, tmp_path: Path, bad_input) -> None:
     hook = DatasetHook()
-    uri = f"s3://{BUCKET}/{name[3:]}" if name.startswith("s3/") else str(tmp_path / name)
-    data = maker(_recent_days(clean_data))
-    if data is not None:
-        hook.write_bytes(uri, data)
+    uri = bad_inputs.write(bad_input, clean_data, tmp_path, hook.write_bytes)
     try:
         frame = hook.read_frame(uri)
     except DatasetError as error:
-        assert kind == "read", f"unexpected read error: {error}"
+        assert bad_input.outcome == "read", f"unexpected read error: {error}"
         message = str(error)
     else:
-        assert kind != "read", "expected DatasetError"
+        assert bad_input.outcome != "read", "expected DatasetError"
         outcome = validate(frame, config, WINDOWS)
-        assert outcome.success is (kind in ("warn", "pass")), outcome.message()
+        assert outcome.success is not bad_input.is_bad, outcome.message()
         message = outcome.message()
-    for text in texts:
+    for text in bad_input.texts:
         assert text in message

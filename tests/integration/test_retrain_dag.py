@@ -23,17 +23,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def dagbag(airflow_db: Path, test_dags_folder: Path) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
+@pytest.fixture(scope="module", autouse=True)
+def demo_data(airflow_db: Path) -> None:
+    """berlin's and oslo's demo rides up to END, where their runs' data windows end."""
     from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
 
     for city in ("berlin", "oslo"):
         write_city_data(make_city_data(city, end=END.date()), airflow_db / "data" / city / "rides.parquet")
-    bag = DagBag(str(test_dags_folder))
-    assert bag.import_errors == {}
-    return bag
 
 
 @pytest.fixture(scope="module")
