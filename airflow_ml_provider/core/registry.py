@@ -29,6 +29,7 @@ ROLLBACK_FROM_TAG = TAG_PREFIX + "rollback_from_version"
 ROLLED_BACK_AT_TAG = TAG_PREFIX + "rolled_back_at"
 VERDICT_TAG = TAG_PREFIX + "guardrail_verdict"
 EVALUATED_AGAINST_TAG = TAG_PREFIX + "evaluated_against_champion"
+CODE_COMMIT_TAG = TAG_PREFIX + "code_commit"
 
 
 class StaleChampionError(RuntimeError):

@@ -4,6 +4,7 @@ evaluated, registered and served applies exactly the feature path it was trained
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from airflow_ml_provider.config import CityConfig
+
+# The seed of estimators that draw random numbers (e.g. HistGradientBoosting's early-stopping split) when the YAML sets
+# no random_state: the same data and config train the same model, a year later too.
+SEED = 0
 
 
 def estimator_class(path: str, allowed_prefixes: list[str]) -> type[BaseEstimator]:
@@ -30,9 +35,17 @@ def estimator_class(path: str, allowed_prefixes: list[str]) -> type[BaseEstimato
     return cls
 
 
+def estimator_params(cls: type[BaseEstimator], params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters the estimator is built with: ``params``, seeded with ``SEED`` when it takes a random_state."""
+    if "random_state" in inspect.signature(cls.__init__).parameters and "random_state" not in params:
+        return {**params, "random_state": SEED}
+    return params
+
+
 def build_pipeline(config: CityConfig, params: dict[str, Any]) -> Pipeline:
     """Preprocessing (impute + scale numeric, impute + one-hot categorical) followed by the configured estimator."""
     cls = estimator_class(config.model.estimator, config.model.allowed_estimator_prefixes)
+    params = estimator_params(cls, params)
     try:
         estimator = cls(**params)
     except TypeError as exc:

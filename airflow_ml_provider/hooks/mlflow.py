@@ -142,6 +142,12 @@ class MlflowHook(BaseHook):
                 handle.write(data)
             self.client.log_artifact(run_id, path, os.path.dirname(artifact_file) or None)
 
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Run parameters (values as text, MLflow's limit of 6000 characters each), in one call."""
+        from mlflow.entities import Param
+
+        self.client.log_batch(run_id, params=[Param(key, str(value)[:6000]) for key, value in params.items()])
+
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
             self.client.log_metric(run_id, key, value)

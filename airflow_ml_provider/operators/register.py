@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -56,6 +58,9 @@ class RegisterModelOperator(CityOperator):
             registry.REPORT_SHA_TAG: self.evaluation["report_sha256"],
             **registry.library_versions(),
         }
+        commit = code_commit(context)
+        if commit:
+            tags[registry.CODE_COMMIT_TAG] = commit
         version = hook.register_model(
             run_id=mlflow_run_id,
             model_name=config.model_name,
@@ -81,6 +86,22 @@ class RegisterModelOperator(CityOperator):
             "report_sha256": self.evaluation["report_sha256"],
             "version_url": hook.model_version_url(config.model_name, version.version),
         }
+
+
+def code_commit(context: Context) -> str | None:
+    """The DAG bundle's version (the git commit, with Airflow's GitDagBundle), else the commit of the git checkout
+    holding the DAG file; None when neither is known."""
+    version = getattr(context["dag_run"], "bundle_version", None)
+    if version:
+        return str(version)
+    folder = Path(context["dag"].fileloc).parent
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):  # no git on the worker
+        return None
+    return found.stdout.strip() if found.returncode == 0 else None
 
 
 def _numeric(summary: dict[str, Any], prefix: str = "") -> dict[str, float]:

@@ -30,10 +30,19 @@ class TrainModelOperator(CityOperator):
 
         settings = self.settings(context)
         train, _ = read_snapshot_windows(self.config, self.validation)
-        self.log.info(
-            "Training %s on %d rows with %s", self.config.model.estimator, len(train), settings.estimator_params
-        )
         model = fit(self.config, train, settings.estimator_params)
+        built_with = model.named_steps["estimator"].get_params()
+        self.log.info("Trained %s on %d rows with %s", self.config.model.estimator, len(train), built_with)
+        self.mlflow_hook().log_params(
+            self.validation["mlflow_run_id"],
+            {
+                "estimator": self.config.model.estimator,
+                "train_window_days": settings.train_window_days,
+                "eval_window_days": settings.eval_window_days,
+                "train_rows": len(train),
+                **{f"estimator.{name}": value for name, value in built_with.items()},
+            },
+        )
         payload = pickle.dumps(model)
         model_uri = self.run_file_uri(context, "model.pkl")
         DatasetHook(aws_conn_id=self.config.storage.aws_conn_id).write_bytes(model_uri, payload)

@@ -138,6 +138,16 @@ def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, ml
     assert tags[registry.EVALUATED_AGAINST_TAG] == "none"
     # 60 training days (param) of ~400 rides a day, not the YAML's 90
     assert int(tags[registry.TAG_PREFIX + "train_rows"]) < 61 * 700
+    assert registry.CODE_COMMIT_TAG not in tags  # the test DAG folder is not a git checkout
+
+    # The MLflow run says what the model was trained with: config, trigger values, effective estimator parameters.
+    run = mlflow_hook.client.get_run(champion.run_id)
+    assert run.data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingRegressor"
+    assert run.data.params["estimator.max_iter"] == "50"  # the trigger form's override of the YAML's 200
+    assert run.data.params["estimator.random_state"] == "0"  # seeded: a retrain gives the same model
+    assert run.data.params["train_window_days"] == "60"
+    artifacts = {a.path for a in mlflow_hook.client.list_artifacts(champion.run_id, "config")}
+    assert artifacts == {"config/resolved_config.yaml", "config/run_settings.json"}
 
 
 def test_reject_leaves_champion_and_tags_version(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
