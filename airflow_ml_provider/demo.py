@@ -1,19 +1,24 @@
 """``airflow-ml demo``: the whole product on the embedded default, with real Airflow and real MLflow.
 
 Berlin is retrained and approved through Airflow's REST API by its approver; Lisbon gets a champion, then a
-retrain on data with one district's training labels corrupted, which the guardrails block; Warsaw's data has an
-injected fault that validate_data stops. The demo resets its own state under ``.airflow-ml/`` each time.
+retrain on data whose training labels are inflated 10% in one district: about as good on average, clearly worse there,
+and blocked by that district's guardrail; Warsaw's data has an injected fault that validate_data stops.
+The demo resets its own state under ``.airflow-ml/`` each time.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from airflow_ml_provider import embedded
 from airflow_ml_provider.config import load_all
@@ -44,7 +49,7 @@ class Outcome:
 def run_demo(project_root: Path) -> int:
     started = time.monotonic()
     root = project_root / ".airflow-ml"
-    for stale in ("airflow", "mlflow.db", "mlartifacts", "runs", "data"):
+    for stale in ("airflow", "mlflow.db", "mlartifacts", "runs", "data", "demo.log"):
         path = root / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -55,21 +60,40 @@ def run_demo(project_root: Path) -> int:
     if problems:
         print("City configs have problems; fix them first:\n  " + "\n  ".join(problems))
         return 1
-    _say(f"Embedded Airflow (SQLite) and MLflow (SQLite) under {root}; migrating the Airflow database ...")
+    log_path = root / "demo.log"
+    _say(sys.stdout, f"Embedded Airflow (SQLite) and MLflow (SQLite) under {root}; their logs go to {log_path}")
+    with _logs_to(log_path) as console:
+        outcomes = _run_cities(console, project_root, configs)
+    if outcomes is None:
+        return 1
+    _print_table(outcomes)
+    _say(sys.stdout, f"Demo finished in {time.monotonic() - started:.0f} s.")
+    print(
+        "\nLook around:\n"
+        "  make airflow   # Airflow UI on http://localhost:8080 (log in as admin/admin or berlin_ops/berlin_ops),\n"
+        "                 # MLflow UI on http://localhost:5000; trigger a city with params, approve under\n"
+        "                 # Browse > Required Actions\n"
+        f"  .venv/bin/airflow-ml status   # champion, approver and age per city (MLflow: {root / 'mlflow.db'})"
+    )
+    return 0
+
+
+def _run_cities(console: TextIO, project_root: Path, configs: dict[str, Any]) -> list[Outcome] | None:
+    """Every demo run, narrated on ``console``; None when the DAG folder does not import."""
+    _say(console, "Migrating the Airflow database ...")
     embedded.migrate_databases()
 
     end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    from airflow_ml_provider.core.demo_data import city_districts, make_city_data, write_city_data
+    from airflow_ml_provider.core.demo_data import SLICE_REGRESSION_FACTOR, make_city_data, write_city_data
 
-    lisbon_district = next(d for d in city_districts("lisbon") if "airport" in d)
     runs = [
         DemoRun("berlin", "first model, approved", end, approver="berlin_ops"),
         DemoRun("lisbon", "first model, approved", end - timedelta(days=1), approver="lisbon_ops"),
         DemoRun(
             "lisbon",
-            f"retrain on corrupted '{lisbon_district}' labels",
+            f"retrain with 'baixa' labels inflated {SLICE_REGRESSION_FACTOR - 1:.0%}",
             end,
-            slice_regression=lisbon_district,
+            slice_regression="baixa",
             approver="lisbon_ops",
         ),
         DemoRun("warsaw", "injected data fault (null eta_seconds)", end, fault="null_target"),
@@ -78,8 +102,8 @@ def run_demo(project_root: Path) -> int:
 
     bag = DagBag(str(project_root / "dags"))
     if bag.import_errors:
-        print("DAG import errors:", bag.import_errors)
-        return 1
+        print("DAG import errors:", bag.import_errors, file=console)
+        return None
     app = _api_app()
     outcomes = []
     for run in runs:
@@ -89,7 +113,7 @@ def run_demo(project_root: Path) -> int:
             make_city_data(run.city, end=end.date(), fault=run.fault, slice_regression=run.slice_regression),
             data_path,
         )
-        _say(f"retrain_{run.city}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
+        _say(console, f"retrain_{run.city}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
         answer = None
         if run.approver:
             answer = _approve_when_asked(app, f"retrain_{run.city}", run.approver)
@@ -99,20 +123,64 @@ def run_demo(project_root: Path) -> int:
         if answer is not None:
             answer.stop.set()
             answer.thread.join(timeout=30)
-            if answer.result:
-                _say(answer.result)
+        _say(console, "  " + _why(dag_run).replace("\n", "\n  "))
+        if answer is not None and answer.result:
+            _say(console, "  " + answer.result)
         outcomes.append(_outcome(config, run, dag_run))
+    return outcomes
 
-    _print_table(outcomes)
-    _say(f"Demo finished in {time.monotonic() - started:.0f} s.")
-    print(
-        "\nLook around:\n"
-        "  make airflow   # Airflow UI on http://localhost:8080 (log in as admin/admin or berlin_ops/berlin_ops),\n"
-        "                 # MLflow UI on http://localhost:5000; trigger a city with params, approve under\n"
-        "                 # Browse > Required Actions\n"
-        f"  .venv/bin/airflow-ml status   # champion, approver and age per city (MLflow: {root / 'mlflow.db'})"
-    )
-    return 0
+
+@contextmanager
+def _logs_to(path: Path) -> Iterator[TextIO]:
+    """Send this process's stdout and stderr (Airflow's and MLflow's logs: hundreds of lines per run) to ``path``;
+    yield the terminal for the demo's own lines. Restored on the way out, so an error still reaches the terminal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield console
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+            console.close()
+
+
+def _why(dag_run: Any) -> str:
+    """Why the run ended as it did, from its XComs: the validation failure, else the report's verdict line."""
+    from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY
+    from airflow_ml_provider.operators.validate import FAILURE_KEY
+
+    failure = _xcom(dag_run, "validate_data", FAILURE_KEY)
+    if failure:
+        return f"validate_data failed: {failure}"
+    report = _xcom(dag_run, "evaluate", REPORT_MARKDOWN_KEY)
+    if not report:
+        return f"run {dag_run.state}; see the task logs"
+    why = f"guardrail report: {report.splitlines()[0]}"
+    summary = _xcom(dag_run, "evaluate", "return_value")["summary"]
+    if summary["champion"]:  # the aggregate alone, as a gate without slices would see it
+        metric, old, new = summary["primary_metric"], summary["champion"], summary["candidate"]
+        judged = "fails too" if any(f["slice"] == "overall" for f in summary["failed"]) else "within tolerance"
+        why += f"\nall rows: {metric} {old:.4g} (champion) -> {new:.4g} (candidate), {new / old - 1:+.1%}: {judged}"
+    return why
+
+
+def _xcom(dag_run: Any, task_id: str, key: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
+    with create_session() as session:
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 @dataclass
@@ -193,5 +261,5 @@ def _print_table(outcomes: list[Outcome]) -> None:
     print(format_table(headers, rows))
 
 
-def _say(message: str) -> None:
-    print(f"[airflow-ml demo] {message}", flush=True)
+def _say(out: TextIO, message: str) -> None:
+    print(f"[airflow-ml demo] {message}", file=out, flush=True)

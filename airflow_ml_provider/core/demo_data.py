@@ -4,11 +4,12 @@ Each city gets its own districts, speed and demand, seeded by the city name: the
 Two switches make the demo's unhappy paths reproducible:
 
 - ``fault`` breaks the most recent days in one of the ways listed in ``FAULTS``; ``validate_data`` must stop the run.
-- ``slice_regression`` corrupts the labels of one district in the training period only (every row older than the
-  last ``SLICE_REGRESSION_CLEAN_DAYS`` days gets ``eta_seconds`` x ~1.6 with extra noise, still inside the default
-  expectations). The data passes validation, but a model trained on it learns the wrong level for that district, so
-  on the clean eval window it is several times worse there than a champion trained on clean data: the district's
-  guardrail blocks the promotion (for berlin's ``tegel_airport``, MAE about 250 s -> 1500 s).
+- ``slice_regression`` inflates the labels of one district in the training period only (every row older than the
+  last ``SLICE_REGRESSION_CLEAN_DAYS`` days gets ``eta_seconds`` x ``SLICE_REGRESSION_FACTOR`` with extra noise, as
+  a GPS fault might). The data passes validation, and a model trained on it looks fine on average, but it has learned
+  the wrong level for that district. On lisbon's ``baixa`` (5% of rides) the city's MAE moves +1% to +3%, within
+  the noise of a 2% tolerance, while baixa's moves +30% to +60% (seen over nine end dates): only a per-slice guardrail
+  blocks it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FAULTS = {
 }
 FAULT_DAYS = 3  # faults hit the most recent days: a broken upstream release, not a broken history
 SLICE_REGRESSION_CLEAN_DAYS = 14  # = the default eval_window_days: the eval window keeps true labels
+SLICE_REGRESSION_FACTOR = 1.10
 
 DISTRICTS = {
     "berlin": [
@@ -159,7 +161,8 @@ def make_city_data(
     if slice_regression is not None:
         cutoff = days - SLICE_REGRESSION_CLEAN_DAYS
         corrupt = (district_code == districts.index(slice_regression)) & (day < cutoff)
-        eta = np.where(corrupt, np.minimum(eta * 1.6 * rng.lognormal(0.0, 0.2, n), 14000.0), eta)
+        inflated = eta * SLICE_REGRESSION_FACTOR * rng.lognormal(0.0, 0.2, n)
+        eta = np.where(corrupt, np.minimum(inflated, 14000.0), eta)
 
     prefix = city[:3].upper()
     frame = pd.DataFrame(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -10,6 +11,9 @@ from airflow_ml_provider.operators.base import CityOperator, run_end
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+# XCom key of the failure message, for failure notifiers ({{ ti.xcom_pull(task_ids='validate_data', key='failure') }}).
+FAILURE_KEY = "failure"
 
 
 class ValidateDataOperator(CityOperator):
@@ -37,16 +41,19 @@ class ValidateDataOperator(CityOperator):
         try:
             frame = dataset.read_frame(self.data_uri, self.config.data.format)
         except UnusableFileError as exc:  # a missing file is retried (it may still land); a broken one is not
-            raise AirflowFailException(str(exc)) from exc
+            fail_at_once(context, str(exc))
         outcome = validate(frame, self.config, windows)
 
         hook = self.mlflow_hook()
         mlflow_run_id = self.mlflow_run_id(context, hook)
+        # What this run ran with, kept even when validation fails: the city's YAML resolved over the defaults, and
+        # the trigger form's values.
+        hook.log_dict(mlflow_run_id, self.config.model_dump(mode="json", by_alias=True), "config/resolved_config.yaml")
+        hook.log_dict(mlflow_run_id, asdict(settings), "config/run_settings.json")
         hook.log_dict(mlflow_run_id, outcome.ge_result, "validation/great_expectations_result.json")
         hook.log_text(mlflow_run_id, outcome.html(), "validation/report.html")
         if not outcome.success:
-            # Bad data does not get better on retry: fail at once with the message a data scientist acts on.
-            raise AirflowFailException(outcome.message())
+            fail_at_once(context, outcome.message())
         for warning in outcome.warnings:
             self.log.warning("%s", warning.message)
 
@@ -61,3 +68,9 @@ class ValidateDataOperator(CityOperator):
             "mlflow_run_id": mlflow_run_id,
             "summary": outcome.summary(),
         }
+
+
+def fail_at_once(context: Context, message: str) -> NoReturn:
+    """Bad data does not get better on retry: fail without retries, with the message a data scientist acts on."""
+    context["ti"].xcom_push(key=FAILURE_KEY, value=message)
+    raise AirflowFailException(message)

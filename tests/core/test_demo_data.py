@@ -130,7 +130,7 @@ def test_slice_regression_corrupts_only_that_district_before_the_eval_window(ber
     assert not changed[berlin["requested_at"] >= cutoff].any()
     hit = (berlin["district"] == "tegel_airport") & (berlin["requested_at"] < cutoff)
     ratio = (corrupted.loc[hit, "eta_seconds"] / berlin.loc[hit, "eta_seconds"]).median()
-    assert 1.4 < ratio < 1.8
+    assert 1.05 < ratio < 1.2  # SLICE_REGRESSION_FACTOR, with noise
     assert corrupted["eta_seconds"].max() <= 14400  # still passes the default expectations
 
 

@@ -29,11 +29,22 @@ def s3_city(s3_endpoint: str, test_dags_folder: Any) -> Any:
     return CityConfig.model_validate(config.model_copy(update={"data": data, "storage": storage}).model_dump())
 
 
-def _run_validate(config: Any, data_uri: str, run_id: str) -> dict[str, Any]:
+class RecordingTaskInstance:
+    """The task instance of a context built by hand: keeps what the operator pushes to XCom."""
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def _run_validate(config: Any, data_uri: str, run_id: str, ti: RecordingTaskInstance | None = None) -> dict[str, Any]:
     from airflow_ml_provider.operators.validate import ValidateDataOperator
 
     operator = ValidateDataOperator(task_id="validate_data", config=config, data_uri=data_uri)
     context = {
+        "ti": ti or RecordingTaskInstance(),
         "params": {},
         "run_id": run_id,
         "logical_date": END,
@@ -98,7 +109,9 @@ def test_failed_expectation_names_column_and_expectation(s3_city: Any) -> None:
     from airflow_ml_provider.core.snapshot import to_parquet_bytes
 
     _put("faulty/rides.parquet", to_parquet_bytes(make_city_data("berlin", end=END.date(), fault="null_target")))
+    ti = RecordingTaskInstance()
     with pytest.raises(AirflowFailException) as caught:
-        _run_validate(s3_city, f"s3://{BUCKET}/faulty/rides.parquet", "manual__s3_fault")
+        _run_validate(s3_city, f"s3://{BUCKET}/faulty/rides.parquet", "manual__s3_fault", ti)
     assert "expect_column_values_to_not_be_null(column=eta_seconds)" in str(caught.value)
     assert "Data validation failed for berlin" in str(caught.value)
+    assert ti.xcom == {"failure": str(caught.value)}  # for failure notifiers
