@@ -291,10 +291,14 @@ class EvaluationConfig(_Model):
 
 
 class NotifierConfig(_Model):
-    kind: Literal["smtp", "slack"]
-    conn_id: str | None = None
+    """Who hears that a candidate waits for approval; the message links to Airflow's Required Actions page."""
+
+    kind: Literal["smtp", "slack"] = Field(
+        description="Airflow's SmtpNotifier, or SlackNotifier (`pip install 'airflow-ml-provider[slack]'`)."
+    )
+    conn_id: str | None = Field(None, description="Airflow connection; default smtp_default or slack_api_default.")
     to: list[str] | None = Field(None, description="smtp: recipients")
-    channel: str | None = Field(None, description="slack: channel")
+    channel: str | None = Field(None, description="slack: channel, default #general")
 
 
 class ApprovalConfig(_Model):

@@ -158,7 +158,8 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
                 from airflow.providers.slack.notifications.slack import SlackNotifier
             except ImportError:
                 raise ValueError(
-                    f"{config.city}.yaml: approval.notifiers: kind slack needs apache-airflow-providers-slack"
+                    f"{config.city}.yaml: approval.notifiers: kind slack needs the Slack provider; "
+                    "pip install 'airflow-ml-provider[slack]'"
                 ) from None
             notifiers.append(
                 SlackNotifier(
