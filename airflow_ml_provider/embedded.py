@@ -24,6 +24,7 @@ DEMO_USERS: dict[str, tuple[str, str]] = {
 }
 API_PORT = 8080
 MLFLOW_PORT = 5000
+POOL_SLOTS = 2  # train/evaluate at once on one machine: its 2 cores
 
 
 def environment(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
@@ -64,9 +65,15 @@ def apply(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | Non
 
 def migrate_databases() -> None:
     """Create or upgrade the Airflow metadata DB (a subprocess: Airflow reads its config once per process)."""
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        check=True,
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-    )
+    _airflow("db", "migrate")
+
+
+def create_pools(names: set[str]) -> None:
+    """The pools the cities' train and evaluate tasks use: Airflow never schedules a task whose pool is missing."""
+    for name in sorted(names):
+        _airflow("pools", "set", name, str(POOL_SLOTS), "train and evaluate slots shared by every city")
+
+
+def _airflow(*args: str) -> None:
+    command = [str(Path(sys.executable).parent / "airflow"), *args]
+    subprocess.run(command, check=True, env=os.environ.copy(), stdout=subprocess.DEVNULL)

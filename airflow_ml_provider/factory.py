@@ -14,7 +14,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param, chain, get_parsing_context
 
-from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, load_city_config
+from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
 from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY, EvaluateModelOperator
 from airflow_ml_provider.operators.promote import PromoteModelOperator, RollbackModelOperator
@@ -203,7 +203,15 @@ def _resources(config: CityConfig) -> dict:
     if resources.pool:
         kwargs.update(pool=resources.pool, pool_slots=resources.pool_slots)
     if resources.cpu or resources.memory:
-        from kubernetes.client import models as k8s  # only needed where pods are configured
+        try:
+            from kubernetes.client import models as k8s  # only needed where pods are configured
+        except ImportError:
+            raise ConfigError(
+                [
+                    f"{config.city}.yaml: resources: cpu and memory are KubernetesExecutor pod requests and need its "
+                    "provider; pip install 'airflow-ml-provider[kubernetes]'"
+                ]
+            ) from None
 
         requests = {k: v for k, v in (("cpu", resources.cpu), ("memory", resources.memory)) if v}
         kwargs["executor_config"] = {

@@ -7,10 +7,16 @@ import sys
 from pathlib import Path
 
 from airflow_ml_provider import embedded
+from airflow_ml_provider.config import load_all
 
 
 def run_standalone(project_root: Path) -> int:
     env = embedded.apply(project_root / ".airflow-ml", project_root / "dags")
+    configs, problems = load_all(project_root / "dags" / "configs")
+    for problem in problems:  # Airflow shows these as import errors of the city's file; say it here too
+        print(f"config problem: {problem}")
+    embedded.migrate_databases()
+    embedded.create_pools({c.resources.pool for c in configs.values() if c.resources.pool})
     bin_dir = Path(sys.executable).parent
     print(
         f"Airflow UI: http://localhost:{embedded.API_PORT}  (users: "

@@ -13,7 +13,7 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 
 from airflow_ml_provider.config import load_city_config
-from airflow_ml_provider.factory import RETRAIN_TASK_IDS, cron_schedule
+from airflow_ml_provider.factory import RETRAIN_TASK_IDS, build_retrain_dag, cron_schedule
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAGS = PROJECT / "dags"
@@ -110,6 +110,27 @@ def test_start_spread_shifts_minute_stably(tmp_path: Path) -> None:
     minute, rest = schedule.split(maxsplit=1)
     assert rest == "2 * * 1" and 30 <= int(minute) < 50
     assert cron_schedule(config) == schedule
+
+
+def test_cpu_and_memory_become_a_pod_override_for_the_heavy_steps(tmp_path: Path) -> None:
+    """KubernetesExecutor pod requests and the pool for train and evaluate; the light steps keep the defaults."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    folder = tmp_path / "configs"
+    shutil.copytree(DAGS / "configs", folder)
+    with (folder / "lisbon.yaml").open("a") as handle:
+        handle.write("resources: {cpu: '2', memory: 4Gi, pool_slots: 2}\n")
+    dag = build_retrain_dag(load_city_config("lisbon", folder))
+    # What the scheduler and executor see: the DAG after the DAG processor serialized it.
+    scheduled = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    for task_id in ("train", "evaluate"):
+        task = scheduled.get_task(task_id)
+        (container,) = task.executor_config["pod_override"].spec.containers
+        assert container.name == "base" and container.resources.requests == {"cpu": "2", "memory": "4Gi"}
+        assert (task.pool, task.pool_slots) == ("ml_training", 2)
+    for task_id in ("validate_data", "register", "promote"):
+        assert not scheduled.get_task(task_id).executor_config
+        assert scheduled.get_task(task_id).pool == "default_pool"
 
 
 def test_bad_city_is_an_import_error_of_its_own_file_only(tmp_path: Path) -> None:
