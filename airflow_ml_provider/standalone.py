@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from airflow_ml_provider import embedded
-from airflow_ml_provider.config import load_all
+from airflow_ml_provider.config import CityConfig, load_all
 
 
 def run_standalone(project_root: Path) -> int:
@@ -17,7 +21,12 @@ def run_standalone(project_root: Path) -> int:
         print(f"config problem: {problem}")
     embedded.migrate_databases()
     embedded.create_pools({c.resources.pool for c in configs.values() if c.resources.pool})
+    for city, path in write_missing_demo_data(configs.values()):
+        print(f"{city}: no data at {path}; wrote demo rides there so its runs have something to read")
     bin_dir = Path(sys.executable).parent
+    # `airflow standalone` starts its components as `airflow ...` from PATH, which `make` does not point at .venv/bin.
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ["AIRFLOW__API__HOST"] = "127.0.0.1"  # demo users and passwords: loopback only, like the MLflow UI
     print(
         f"Airflow UI: http://localhost:{embedded.API_PORT}  (users: "
         + ", ".join(f"{u}/{p}" for u, (_, p) in embedded.DEMO_USERS.items())
@@ -36,10 +45,28 @@ def run_standalone(project_root: Path) -> int:
             str(embedded.MLFLOW_PORT),
         ],
     )
+    airflow = subprocess.Popen([str(bin_dir / "airflow"), "standalone"])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill` stops both servers too, not only this process
     try:
-        return subprocess.call([str(bin_dir / "airflow"), "standalone"])
+        return airflow.wait()
     except KeyboardInterrupt:
         return 0
     finally:
-        mlflow.terminate()
-        mlflow.wait(timeout=30)
+        for server in (airflow, mlflow):
+            server.terminate()
+        for server in (airflow, mlflow):
+            server.wait(timeout=60)
+
+
+def write_missing_demo_data(configs: Iterable[CityConfig]) -> list[tuple[str, Path]]:
+    """Demo rides for cities whose data is a local file that does not exist yet (a fresh clone), ending today."""
+    from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
+
+    written = []
+    for config in configs:
+        uri = config.data.uri.replace("{city}", config.city)
+        if uri.startswith("s3://") or "{{" in uri or Path(uri).exists():
+            continue
+        write_city_data(make_city_data(config.city, end=datetime.now(timezone.utc).date()), uri)
+        written.append((config.city, Path(uri)))
+    return written

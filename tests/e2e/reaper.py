@@ -51,7 +51,8 @@ def keep_logs(root: Path, artifacts: Path) -> None:
     """Server logs and Airflow's task logs, for a failed CI run."""
     target = artifacts / "logs"
     shutil.rmtree(target, ignore_errors=True)
-    for source, name in ((root / "logs", "servers"), (root / "airflow" / "logs", "airflow")):
+    airflow_homes = (root / "airflow" / "logs", root / ".airflow-ml" / "airflow" / "logs")  # servers, `make airflow`
+    for source, name in ((root / "logs", "servers"), *((home, "airflow") for home in airflow_homes)):
         if source.is_dir():
             shutil.copytree(source, target / name, dirs_exist_ok=True)
 

@@ -45,6 +45,9 @@ TIMEOUT_CITY = "oslo"
 TIMEOUT_HOURS = 0.005
 CRON_CITY = "bergen"  # every minute; no data on purpose, so its run fails at once and costs nothing
 STARTUP_TIMEOUT = 300  # seconds, for migrations, servers and the first parse of every DAG file
+RUN_TIMEOUT = 480  # seconds for one run to train and reach its approval on a busy 2-core machine
+ANSWER_AFTER = 8  # seconds after the request appears; see Stack.wait_for_approval
+STUCK = {"failed", "upstream_failed", "skipped", "up_for_retry"}
 
 T = TypeVar("T")
 
@@ -151,12 +154,57 @@ class Stack:
             for path in sorted(folder.glob("*/*.log"))
         )
 
+    def fail_if_stuck(self, dag_id: str, run_id: str) -> None:
+        """A failed, skipped or retried step means the approval will never come: fail now, with the task logs."""
+        states = self.task_states(dag_id, run_id)
+        stuck = {task: state for task, state in states.items() if state in STUCK}
+        if stuck:
+            pytest.fail(f"{dag_id} {run_id}: {stuck} (all: {states})\n{self.task_logs(dag_id, run_id)}")
+
+    def wait_for_approval(self, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        """The run's approval request, once ``approve`` is awaiting input and safe to answer.
+
+        Safe means a few seconds old. Airflow 3.3.2 fails the task when an answer resumes it before the scheduler has
+        processed the executor's event for the task's own exit into ``awaiting_input``: the scheduler takes that late
+        event for the resumed try (seen with answers given within a second). A person never answers that fast.
+        """
+        admin = self.api("admin")
+
+        def pending() -> dict[str, Any] | None:
+            found = [p for p in admin.pending_approvals(dag_id) if p["task_instance"]["dag_run_id"] == run_id]
+            if not found:
+                self.fail_if_stuck(dag_id, run_id)
+            return found[0] if found else None
+
+        request = self.wait_until(pending, timeout, f"the approval of {dag_id} {run_id}", every=2)
+        asked_at = datetime.fromisoformat(request["created_at"].replace("Z", "+00:00"))
+        time.sleep(max(0.0, ANSWER_AFTER - (datetime.now(timezone.utc) - asked_at).total_seconds()))
+        return request
+
+    def wait_for_run_end(self, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+        """The finished run, which must have succeeded (else fail with the task logs)."""
+        admin = self.api("admin")
+        run = self.wait_until(
+            lambda: (r := admin.dag_run(dag_id, run_id))["state"] in ("success", "failed") and r,
+            timeout, f"the end of {dag_id} {run_id}", every=2,
+        )  # fmt: skip
+        assert run["state"] == "success", f"{self.task_states(dag_id, run_id)}\n{self.task_logs(dag_id, run_id)}"
+        return run
+
     # ----- MLflow ----------------------------------------------------------------------------------------------------
 
     def mlflow(self) -> Any:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.mlflow_url, registry_uri=self.mlflow_url)
+
+
+def start_watchdog(root: Path, artifacts: Path) -> subprocess.Popen:
+    """The watchdog (reaper.py) that stops every registered session and keeps the logs when its stdin closes."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("reaper.py")), str(root), str(artifacts)],
+        stdin=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
 
 
 def free_port() -> int:
@@ -273,10 +321,7 @@ def running_stack() -> Iterator[Stack]:
     No triggerer: in 3.3 an approval waits in ``awaiting_input``; the API resumes it, the scheduler times it out.
     """
     root = Path(tempfile.mkdtemp(prefix="airflow-ml-e2e-"))
-    reaper = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("reaper.py")), str(root), str(ARTIFACTS)],
-        stdin=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    reaper = start_watchdog(root, ARTIFACTS)
     dags = write_dags_copy(root)
     db_port = free_port()
     env = server_environment(

@@ -9,7 +9,6 @@ server's real routes and screens. One server set-up is shared by the module, so 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,16 +20,13 @@ import pytest
 from airflow_ml_provider.api_client import AirflowApiError
 from airflow_ml_provider.core import registry
 
-from .servers import ARTIFACTS, CRON_CITY, DATA_END, TIMEOUT_CITY, Stack
+from .servers import ARTIFACTS, CRON_CITY, DATA_END, RUN_TIMEOUT, TIMEOUT_CITY, Stack
 
 pytestmark = pytest.mark.e2e
 
 BERLIN = "retrain_berlin"
 OSLO = f"retrain_{TIMEOUT_CITY}"
 CRON_DAG = f"retrain_{CRON_CITY}"
-RUN_TIMEOUT = 480  # seconds for one run to train and reach its approval on a busy 2-core machine
-ANSWER_AFTER = 8  # seconds after the request appears; see wait_for_approval
-STUCK = {"failed", "upstream_failed", "skipped", "up_for_retry"}
 
 
 @dataclass(frozen=True)
@@ -55,45 +51,6 @@ def runs(stack: Stack) -> Runs:
 
 
 # ----- helpers -----------------------------------------------------------------------------------------------------
-
-
-def fail_if_stuck(stack: Stack, dag_id: str, run_id: str) -> None:
-    """A failed, skipped or retried step means the approval will never come: fail now, with the task logs."""
-    states = stack.task_states(dag_id, run_id)
-    stuck = {task: state for task, state in states.items() if state in STUCK}
-    if stuck:
-        pytest.fail(f"{dag_id} {run_id}: {stuck} (all: {states})\n{stack.task_logs(dag_id, run_id)}")
-
-
-def wait_for_approval(stack: Stack, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
-    """The run's approval request, once ``approve`` is awaiting input and safe to answer.
-
-    Safe means a few seconds old. Airflow 3.3.2 fails the task when an answer resumes it before the scheduler has
-    processed the executor's event for the task's own exit into ``awaiting_input``: the scheduler takes that late
-    event for the resumed try (seen with answers given within a second). A person never answers that fast.
-    """
-    admin = stack.api("admin")
-
-    def pending() -> dict[str, Any] | None:
-        found = [p for p in admin.pending_approvals(dag_id) if p["task_instance"]["dag_run_id"] == run_id]
-        if not found:
-            fail_if_stuck(stack, dag_id, run_id)
-        return found[0] if found else None
-
-    request = stack.wait_until(pending, timeout, f"the approval of {dag_id} {run_id}", every=2)
-    asked_at = datetime.fromisoformat(request["created_at"].replace("Z", "+00:00"))
-    time.sleep(max(0.0, ANSWER_AFTER - (datetime.now(timezone.utc) - asked_at).total_seconds()))
-    return request
-
-
-def wait_for_run_end(stack: Stack, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
-    admin = stack.api("admin")
-    run = stack.wait_until(
-        lambda: (r := admin.dag_run(dag_id, run_id))["state"] in ("success", "failed") and r,
-        timeout, f"the end of {dag_id} {run_id}", every=2,
-    )  # fmt: skip
-    assert run["state"] == "success", f"{stack.task_states(dag_id, run_id)}\n{stack.task_logs(dag_id, run_id)}"
-    return run
 
 
 def xcom(stack: Stack, dag_id: str, run_id: str, task_id: str) -> Any:
@@ -121,7 +78,7 @@ def test_trigger_conf_and_logical_date_reach_the_tasks(stack: Stack, runs: Runs)
     assert datetime.fromisoformat(run["logical_date"].replace("Z", "+00:00")) == DATA_END
     assert run["run_type"] == "manual"
 
-    wait_for_approval(stack, BERLIN, runs.approve)
+    stack.wait_for_approval(BERLIN, runs.approve)
     validated = xcom(stack, BERLIN, runs.approve, "validate_data")
     windows = {name: datetime.fromisoformat(value) for name, value in validated["windows"].items()}
     assert windows["end"] == DATA_END
@@ -141,7 +98,7 @@ def test_trigger_conf_and_logical_date_reach_the_tasks(stack: Stack, runs: Runs)
 @pytest.mark.timeout(600, method="thread")
 def test_only_an_approver_can_approve_and_approval_promotes(stack: Stack, runs: Runs) -> None:
     """berlin's approval shows the guardrail report; analyst is refused; berlin_ops' Approve moves the champion."""
-    request = wait_for_approval(stack, BERLIN, runs.approve)
+    request = stack.wait_for_approval(BERLIN, runs.approve)
     assert request["subject"] == "Promote eta_berlin v1 for berlin?"
     assert {user["name"] for user in request["assigned_users"]} == {"berlin_ops", "ops_lead"}
     body = request["body"]
@@ -156,7 +113,7 @@ def test_only_an_approver_can_approve_and_approval_promotes(stack: Stack, runs: 
     assert refused.value.status_code == 403
     stack.api("berlin_ops").answer(BERLIN, runs.approve, "Approve", "report reviewed")
 
-    wait_for_run_end(stack, BERLIN, runs.approve)
+    stack.wait_for_run_end(BERLIN, runs.approve)
     assert set(stack.task_states(BERLIN, runs.approve).values()) == {"success"}
     promoted = champion(stack, "eta_berlin")
     assert promoted is not None and str(promoted.version) == "1"
@@ -169,12 +126,12 @@ def test_only_an_approver_can_approve_and_approval_promotes(stack: Stack, runs: 
 @pytest.mark.timeout(RUN_TIMEOUT + 300, method="thread")
 def test_reject_keeps_the_champion_and_tags_the_version(stack: Stack, runs: Runs) -> None:
     """A rejected candidate is recorded on its version and promote is skipped: the champion stays."""
-    request = wait_for_approval(stack, BERLIN, runs.reject)
+    request = stack.wait_for_approval(BERLIN, runs.reject)
     assert request["subject"] == "Promote eta_berlin v2 for berlin?"
     before = champion(stack, "eta_berlin")
     stack.api("berlin_ops").answer(BERLIN, runs.reject, "Reject", "numbers look off")
 
-    wait_for_run_end(stack, BERLIN, runs.reject)
+    stack.wait_for_run_end(BERLIN, runs.reject)
     states = stack.task_states(BERLIN, runs.reject)
     assert states["approve"] == "success" and states["promote"] == "skipped"
     after = champion(stack, "eta_berlin")
@@ -190,7 +147,7 @@ def test_reject_keeps_the_champion_and_tags_the_version(stack: Stack, runs: Runs
 @pytest.mark.timeout(RUN_TIMEOUT, method="thread")
 def test_unanswered_approval_is_rejected_by_the_schedulers_timeout(stack: Stack, runs: Runs) -> None:
     """Nobody answers oslo: the scheduler's own sweep applies the default (Reject) when the timeout passes."""
-    wait_for_run_end(stack, OSLO, runs.timeout, timeout=RUN_TIMEOUT)
+    stack.wait_for_run_end(OSLO, runs.timeout, timeout=RUN_TIMEOUT)
     states = stack.task_states(OSLO, runs.timeout)
     assert states["approve"] == "success" and states["promote"] == "skipped"
     answer = stack.get_json(f"/api/v2/dags/{OSLO}/dagRuns/{runs.timeout}/taskInstances/approve/-1/hitlDetails")
@@ -301,7 +258,7 @@ def test_berlin_ops_approves_in_the_airflow_ui(stack: Stack, runs: Runs, browser
     screenshot(browser, "trigger-form")  # not submitted: the runs of this module are triggered over REST
 
     # The approval: the report rendered as tables, the reason, Approve.
-    request = wait_for_approval(stack, BERLIN, runs.browser)
+    request = stack.wait_for_approval(BERLIN, runs.browser)
     assert request["subject"] == "Promote eta_berlin v3 for berlin?"
     run_url = f"{stack.api_url}/dags/{BERLIN}/runs/{quote(runs.browser, safe='')}"
     browser.get(f"{run_url}/tasks/approve/required_actions")
@@ -315,7 +272,7 @@ def test_berlin_ops_approves_in_the_airflow_ui(stack: Stack, runs: Runs, browser
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid=hitl-option-Approve]"))).click()
     wait_for_text(browser, "response successful")
 
-    wait_for_run_end(stack, BERLIN, runs.browser)
+    stack.wait_for_run_end(BERLIN, runs.browser)
     browser.get(run_url)
     wait_for_text(browser, "Success")
     wait_for_text(browser, "6 Task Instances")
