@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,21 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def test_dags_folder() -> Path:
     return TEST_DAGS
+
+
+@pytest.fixture(scope="module")
+def mocked_s3() -> Iterator[str]:
+    """moto's in-process S3 with a bucket ``rides``, reached through the aws_default connection as in production."""
+    import boto3
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as env, mock_aws():
+        env.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws"}')
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        boto3.client("s3").create_bucket(Bucket="rides")
+        yield "rides"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

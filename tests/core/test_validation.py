@@ -7,17 +7,15 @@ Tests of built-in checks use the config without expectations, which never import
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import bad_inputs
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from bad_inputs import BUCKET, CORPUS, DATA_END, EVAL_START
-from moto import mock_aws
+from bad_inputs import CORPUS, DATA_END, EVAL_START
 
 from airflow_ml_provider.config import CityConfig, ExpectationConfig, load_city_config
 from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, from_parquet_bytes, to_parquet_bytes
@@ -378,19 +376,10 @@ def test_expectation_problems_for_lint(config: CityConfig) -> None:
 # --- bad-input corpus: a file goes through DatasetHook.read_frame and validate, and the message says what is wrong ---
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        env.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws"}')
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield
-
-
 @pytest.mark.parametrize("bad_input", CORPUS, ids=[c.name for c in CORPUS])
-def test_bad_input_corpus(s3: None, clean_data: pd.DataFrame, config: CityConfig, tmp_path: Path, bad_input) -> None:
+def test_bad_input_corpus(
+    mocked_s3: str, clean_data: pd.DataFrame, config: CityConfig, tmp_path: Path, bad_input
+) -> None:
     hook = DatasetHook()
     uri = bad_inputs.write(bad_input, clean_data, tmp_path, hook.write_bytes)
     try:

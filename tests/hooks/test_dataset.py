@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from airflow_ml_provider.hooks.dataset import DatasetError, DatasetHook
 
-BUCKET = "rides"
+BUCKET = "rides"  # created by the mocked_s3 fixture
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[DatasetHook]:
-    """A mocked S3 with one bucket, reached through the aws_default Airflow connection like in production."""
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        env.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type": "aws"}')
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield DatasetHook()
+@pytest.fixture
+def s3(mocked_s3: str) -> DatasetHook:
+    return DatasetHook()
 
 
 def _frame(start: int = 0, rows: int = 3) -> pd.DataFrame:
