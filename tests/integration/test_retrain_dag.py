@@ -192,3 +192,33 @@ def test_dry_run_registers_nothing(dagbag: Any, mlflow_hook: Any) -> None:
     assert task_states["evaluate"] == "success"
     assert task_states["register"] == task_states["approve"] == task_states["promote"] == "skipped"
     assert mlflow_hook.version_of_dag_run("eta_berlin", dag_run.run_id) is None
+
+
+def test_rollback_dag_needs_a_reason_refuses_unapproved_versions_and_restores_with_audit(
+    dagbag: Any, mlflow_hook: Any
+) -> None:
+    """After the tests above berlin has v1 (approved, champion) and v2 (rejected)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    rollback = dagbag.dags["rollback_berlin"]
+    with pytest.raises(ParamValidationError, match="reason"):
+        rollback.test(run_conf={"to_version": "2"})
+
+    refused = rollback.test(run_conf={"to_version": "2", "reason": "try the rejected one"})
+    assert states(refused) == {"rollback": "failed"}
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
+
+    forced = rollback.test(run_conf={"to_version": "2", "reason": "incident 42: v1 times out", "force": True})
+    assert states(forced) == {"rollback": "success"}
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "2"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.PREVIOUS_CHAMPION).version == "1"
+    restored = mlflow_hook.get_version("eta_berlin", "2")
+    assert restored.tags[registry.ROLLBACK_REASON_TAG] == "incident 42: v1 times out"
+    assert restored.tags[registry.ROLLBACK_FROM_TAG] == "1"
+    assert restored.tags[registry.PROMOTED_BY_TAG] == forced.triggering_user_name  # who triggered the rollback
+
+    # Every param given: in one process dag.test() leaves a run's conf in the DAG's Param objects for the next run.
+    back = rollback.test(run_conf={"to_version": "previous_champion", "reason": "incident 42 resolved", "force": False})
+    assert states(back) == {"rollback": "success"}
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
+    assert mlflow_hook.get_version("eta_berlin", "1").tags[registry.ROLLBACK_REASON_TAG] == "incident 42 resolved"
