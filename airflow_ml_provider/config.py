@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 DEFAULTS_FILE = "_defaults.yaml"
 CONFIG_DIR_ENV = "AIRFLOW_ML_CONFIG_DIR"
 CITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")  # Airflow's cron presets
 
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "precision", "recall")
@@ -344,9 +345,14 @@ class CityConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not (len(value.split()) == 5 or value.startswith("@")):
-            raise ValueError(f"expected a 5-field cron expression such as '0 3 * * 1' or null, got {value!r}")
-        return value
+        from croniter import croniter  # Airflow's own cron parser; light, unlike Airflow itself
+
+        if value is None or value in CRON_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
+            return value
+        raise ValueError(
+            f"{value!r} is not a cron expression Airflow accepts: five fields (minute hour day-of-month month "
+            f"day-of-week, e.g. '0 3 * * 1'), one of {', '.join(CRON_PRESETS)}, or null for manual runs only"
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> CityConfig:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_ml_provider.config import city_names, load_all
+from airflow_ml_provider.config import CityConfig, ConfigError, city_names, load_all
 
 LOADER_TEMPLATE = '''"""Airflow DAGs retrain_{city} and rollback_{city}, built from configs/{city}.yaml."""
 
@@ -25,9 +25,26 @@ def lint_directory(directory: Path) -> tuple[list[str], list[str]]:
 
         for city, config in configs.items():
             problems.extend(expectation_problems(config, f"{city}.yaml"))
+        problems.extend(dag_problems(configs))
     problems.extend(loader_problems(directory))
     bad = {p.split(".yaml", 1)[0] for p in problems}
     return problems, [c for c in configs if c not in bad]
+
+
+def dag_problems(configs: dict[str, CityConfig]) -> list[str]:
+    """What the DAG processor would report as an import error of a city's file: its DAGs built by the factory."""
+    from airflow_ml_provider.factory import build_retrain_dag, build_rollback_dag  # imports Airflow
+
+    problems = []
+    for city, config in configs.items():
+        try:
+            build_retrain_dag(config)
+            build_rollback_dag(config)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        except Exception as exc:  # anything Airflow itself refuses: shown as this city's import error
+            problems.append(f"{city}.yaml: Airflow refuses the DAG built from it: {type(exc).__name__}: {exc}")
+    return problems
 
 
 def loader_problems(directory: Path) -> list[str]:

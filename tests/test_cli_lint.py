@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,17 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_committed_config_reference_is_current(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema", "--markdown"]) == 0
     assert capsys.readouterr().out == (PROJECT / "docs" / "config-reference.md").read_text(), "run `make schema`"
+
+
+def test_lint_reports_what_would_be_an_import_error_when_the_dag_is_built(
+    dags: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Slack notifier without the Slack provider passes the schema but fails when Airflow parses the city."""
+    monkeypatch.setitem(sys.modules, "airflow.providers.slack.notifications.slack", None)  # not installed
+    (dags / "configs" / "lisbon.yaml").write_text(
+        "city: lisbon\napproval:\n  approvers: [lisbon_ops]\n  notifiers: [{kind: slack, channel: '#lisbon-ml'}]\n"
+    )
+    assert main(["lint", str(dags / "configs")]) == 1
+    out = capsys.readouterr().out
+    assert "lisbon.yaml: approval.notifiers: kind slack needs the Slack provider" in out
+    assert "berlin" not in out

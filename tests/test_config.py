@@ -61,7 +61,12 @@ def test_error_names_file_field_and_expectation(configs: Path) -> None:
         ("city: berlin\ncolour: red\n", "berlin.yaml: colour: unknown key"),
         ("city: berlin\nschema_version: 2\n", "berlin.yaml: schema_version: input should be 1, got 2"),
         ("city: Berlin\n", "berlin.yaml: city: must equal the file name 'berlin', got 'Berlin'"),
-        ("city: berlin\nschedule: every monday\n", "berlin.yaml: schedule: expected a 5-field cron expression"),
+        ("city: berlin\nschedule: every monday\n", "berlin.yaml: schedule: 'every monday' is not a cron expression"),
+        ("city: berlin\nschedule: 99 2 * * 1\n", "berlin.yaml: schedule: '99 2 * * 1' is not a cron expression"),
+        (
+            "city: berlin\nschedule: '@once'\n",
+            "berlin.yaml: schedule: '@once' is not a cron expression Airflow accepts",
+        ),
         ("city: berlin\napproval: {approvers: []}\n", "berlin.yaml: approval.approvers: needs at least 1 item"),
         ("city: berlin\ntask: ranking\n", "berlin.yaml: task: input should be 'regression' or 'classification'"),
         (

@@ -10,7 +10,7 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.config import CityConfig, ConfigError
 from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 
@@ -157,9 +157,11 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
             try:
                 from airflow.providers.slack.notifications.slack import SlackNotifier
             except ImportError:
-                raise ValueError(
-                    f"{config.city}.yaml: approval.notifiers: kind slack needs the Slack provider; "
-                    "pip install 'airflow-ml-provider[slack]'"
+                raise ConfigError(
+                    [
+                        f"{config.city}.yaml: approval.notifiers: kind slack needs the Slack provider; "
+                        "pip install 'airflow-ml-provider[slack]'"
+                    ]
                 ) from None
             notifiers.append(
                 SlackNotifier(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.config import CityConfig, NotifierConfig, load_city_config
+from airflow_ml_provider.config import CityConfig, ConfigError, NotifierConfig, load_city_config
 from airflow_ml_provider.operators.approve import build_notifiers
 
 CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
@@ -41,5 +41,5 @@ def test_slack_notifier_posts_to_the_channel_with_the_link() -> None:
 
 def test_slack_without_its_provider_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "airflow.providers.slack.notifications.slack", None)  # import fails
-    with pytest.raises(ValueError, match=r"berlin.yaml: approval.notifiers: .*airflow-ml-provider\[slack\]"):
+    with pytest.raises(ConfigError, match=r"berlin.yaml: approval.notifiers: .*airflow-ml-provider\[slack\]"):
         build_notifiers(_with_notifiers(NotifierConfig(kind="slack", channel="#berlin-ml")))
