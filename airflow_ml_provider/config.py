@@ -388,6 +388,11 @@ class CityConfig(_Model):
         return self.registry.model_name.format(city=self.city)
 
     @property
+    def data_uri(self) -> str:
+        """``data.uri`` with ``{city}`` filled in; Airflow templates such as ``{{ ds }}`` are left for the task."""
+        return self.data.uri.replace("{city}", self.city)
+
+    @property
     def retrain_dag_id(self) -> str:
         return f"retrain_{self.city}"
 
@@ -395,9 +400,13 @@ class CityConfig(_Model):
     def rollback_dag_id(self) -> str:
         return f"rollback_{self.city}"
 
+    def resolved(self) -> dict[str, Any]:
+        """The city's YAML merged over the defaults with every default filled in, as YAML would spell it."""
+        return self.model_dump(mode="json", by_alias=True)
+
     def config_hash(self) -> str:
         """sha256 of the resolved config, the lineage tag that says exactly which settings trained a model."""
-        payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        payload = json.dumps(self.resolved(), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -108,7 +108,7 @@ def _run_cities(console: TextIO, project_root: Path, configs: dict[str, Any]) ->
     outcomes = []
     for run in runs:
         config = configs[run.city]
-        data_path = config.data.uri.replace("{city}", run.city)
+        data_path = config.data_uri
         write_city_data(
             make_city_data(run.city, end=end.date(), fault=run.fault, slice_regression=run.slice_regression),
             data_path,

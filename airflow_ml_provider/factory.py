@@ -135,9 +135,7 @@ def build_retrain_dag(config: CityConfig) -> DAG:
         },
     ) as dag:
         common = {"config": config}
-        validate = ValidateDataOperator(
-            task_id="validate_data", data_uri=config.data.uri.replace("{city}", config.city), **common
-        )
+        validate = ValidateDataOperator(task_id="validate_data", data_uri=config.data_uri, **common)
         train = TrainModelOperator(task_id="train", validation=validate.output, **common, **train_resources)
         evaluate = EvaluateModelOperator(
             task_id="evaluate", validation=validate.output, training=train.output, **common, **train_resources

@@ -64,7 +64,7 @@ def write_missing_demo_data(configs: Iterable[CityConfig]) -> list[tuple[str, Pa
 
     written = []
     for config in configs:
-        uri = config.data.uri.replace("{city}", config.city)
+        uri = config.data_uri
         if uri.startswith("s3://") or "{{" in uri or Path(uri).exists():
             continue
         write_city_data(make_city_data(config.city, end=datetime.now(timezone.utc).date()), uri)

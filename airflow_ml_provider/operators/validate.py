@@ -48,7 +48,7 @@ class ValidateDataOperator(CityOperator):
         mlflow_run_id = self.mlflow_run_id(context, hook)
         # What this run ran with, kept even when validation fails: the city's YAML resolved over the defaults, and
         # the trigger form's values.
-        hook.log_dict(mlflow_run_id, self.config.model_dump(mode="json", by_alias=True), "config/resolved_config.yaml")
+        hook.log_dict(mlflow_run_id, self.config.resolved(), "config/resolved_config.yaml")
         hook.log_dict(mlflow_run_id, asdict(settings), "config/run_settings.json")
         hook.log_dict(mlflow_run_id, outcome.ge_result, "validation/great_expectations_result.json")
         hook.log_text(mlflow_run_id, outcome.html(), "validation/report.html")
