@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_ml_provider import embedded
+from airflow_ml_provider.tools import embedded
 
 PROJECT = Path(__file__).resolve().parents[1]
 SESSION_ROOT = Path(tempfile.mkdtemp(prefix="airflow-ml-tests-"))

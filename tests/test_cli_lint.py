@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.cli import main
+from airflow_ml_provider.tools.cli import main
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider import embedded
+from airflow_ml_provider.tools import embedded
 
 
 @pytest.mark.slow

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_ml_provider import embedded
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.tools import embedded
 
 from .servers import ARTIFACTS, BIN, PROJECT, STARTUP_TIMEOUT, Stack, start_watchdog
 

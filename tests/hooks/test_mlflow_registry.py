@@ -100,7 +100,7 @@ def test_cli_rollback_and_status(hook: Any, tmp_path: Any, capsys: pytest.Captur
     import shutil
     from pathlib import Path
 
-    from airflow_ml_provider.cli import main
+    from airflow_ml_provider.tools.cli import main
 
     configs = tmp_path / "configs"
     shutil.copytree(Path(__file__).resolve().parents[2] / "dags" / "configs", configs)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider import embedded
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.tools import embedded
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
@@ -59,7 +59,7 @@ class Approver:
     def _run(self) -> None:
         from fastapi.testclient import TestClient
 
-        from airflow_ml_provider.api_client import AirflowApi
+        from airflow_ml_provider.tools.api_client import AirflowApi
 
         try:
             with TestClient(self.app) as http:
@@ -86,7 +86,7 @@ class Approver:
 
 def answer_as(user: str, option: str, reason: str) -> Callable[[Any, dict[str, Any]], None]:
     def act(http: Any, request: dict[str, Any]) -> None:
-        from airflow_ml_provider.api_client import AirflowApi
+        from airflow_ml_provider.tools.api_client import AirflowApi
 
         ti = request["task_instance"]
         AirflowApi(http, user, embedded.DEMO_USERS[user][1]).answer(ti["dag_id"], ti["dag_run_id"], option, reason)
@@ -102,7 +102,7 @@ def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, ml
     refused: list[int] = []
 
     def analyst_then_berlin_ops(http: Any, request: dict[str, Any]) -> None:
-        from airflow_ml_provider.api_client import AirflowApi, AirflowApiError
+        from airflow_ml_provider.tools.api_client import AirflowApi, AirflowApiError
 
         ti = request["task_instance"]
         try:

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from airflow_ml_provider import embedded
 from airflow_ml_provider.config import load_all
+from airflow_ml_provider.tools import embedded
 
 APPROVAL_WAIT_SECONDS = 600
 
@@ -200,7 +200,7 @@ def _approve_when_asked(app: Any, dag_id: str, approver: str) -> _Answer:
     """In the background, answer the run's approval through Airflow's REST API, as the approver would."""
     from fastapi.testclient import TestClient
 
-    from airflow_ml_provider.api_client import AirflowApi
+    from airflow_ml_provider.tools.api_client import AirflowApi
 
     stop = threading.Event()
     answer = _Answer(thread=threading.Thread(), stop=stop)
@@ -253,7 +253,7 @@ def _outcome(config: Any, run: DemoRun, dag_run: Any) -> Outcome:
 
 
 def _print_table(outcomes: list[Outcome]) -> None:
-    from airflow_ml_provider.status import format_table  # imports Airflow: only after embedded.apply()
+    from airflow_ml_provider.tools.status import format_table  # imports Airflow: only after embedded.apply()
 
     headers = ("city", "run", "candidate", "guardrails", "decision", "champion")
     rows = [(o.city, o.story, o.candidate, o.verdict, o.decision, o.champion) for o in outcomes]

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.lint import lint_directory
+    from airflow_ml_provider.tools.lint import lint_directory
 
     directory = args.directory or config_dir()
     problems, cities = lint_directory(directory)
@@ -86,7 +86,7 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _schema(args: argparse.Namespace) -> int:
     if args.markdown:
-        from airflow_ml_provider.config_reference import render_markdown
+        from airflow_ml_provider.tools.config_reference import render_markdown
 
         print(render_markdown(), end="")
     else:
@@ -111,13 +111,13 @@ def _make_data(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.demo import run_demo
+    from airflow_ml_provider.tools.demo import run_demo
 
     return run_demo(Path.cwd())
 
 
 def _standalone(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.standalone import run_standalone
+    from airflow_ml_provider.tools.standalone import run_standalone
 
     return run_standalone(Path.cwd())
 
@@ -133,7 +133,7 @@ def _use_embedded_store_if_unconfigured() -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.status import city_status, format_status
+    from airflow_ml_provider.tools.status import city_status, format_status
 
     _use_embedded_store_if_unconfigured()
     configs, problems = load_all(args.directory)

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from airflow_ml_provider import embedded
 from airflow_ml_provider.config import CityConfig, load_all
+from airflow_ml_provider.tools import embedded
 
 
 def run_standalone(project_root: Path) -> int:
