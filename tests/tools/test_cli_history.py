@@ -14,7 +14,7 @@ from airflow_ml_provider.core import ledger
 from airflow_ml_provider.hooks.ledger import city_ledger
 from airflow_ml_provider.tools.cli import main
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
 
