@@ -55,12 +55,13 @@ class CityRegistry:
 
     config: CityConfig
     versions: list[VersionInfo]
+    aliases: dict[str, str]  # alias -> version number (MLflow's version search does not return aliases)
     read_run_artifact: Callable[[str, str], bytes | None]
     read_model_file: Callable[[VersionInfo], bytes | None]
-    _aliases: dict[str, VersionInfo] = field(init=False)
+    _by_number: dict[str, VersionInfo] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._aliases = {alias: v for v in self.versions for alias in v.aliases}
+        self._by_number = {v.version: v for v in self.versions}
 
     @property
     def city(self) -> str:
@@ -71,14 +72,17 @@ class CityRegistry:
         return self.config.model_name
 
     def alias(self, name: str) -> VersionInfo | None:
-        return self._aliases.get(name)
+        return self._by_number.get(self.aliases.get(name, ""))
+
+    def has_alias(self, version: VersionInfo, name: str) -> bool:
+        return self.aliases.get(name) == version.version
 
     def violation(self, version: VersionInfo | None, problem: str) -> Violation:
         return Violation(self.city, self.model_name, version.version if version else None, problem)
 
     def held_champion(self) -> list[VersionInfo]:
         """Every version that ever held ``champion``: promote and rollback stamp PROMOTED_AT_TAG on it."""
-        return [v for v in self.versions if registry.PROMOTED_AT_TAG in v.tags or registry.CHAMPION in v.aliases]
+        return [v for v in self.versions if registry.PROMOTED_AT_TAG in v.tags or self.has_alias(v, registry.CHAMPION)]
 
 
 Check = Callable[[CityRegistry], Iterable[Violation]]
@@ -115,7 +119,7 @@ def check_champions_were_approved(city: CityRegistry) -> Iterable[Violation]:
                 f"was {decision}, then restored as champion by a rollback by {rolled_back_by!r}, who is not in "
                 f"approval.approvers of {city.city}.yaml",
             )
-        if registry.CHAMPION in version.aliases and decision == registry.SUPERSEDED:
+        if city.has_alias(version, registry.CHAMPION) and decision == registry.SUPERSEDED:
             replaced_by = tags.get(registry.SUPERSEDED_BY_TAG, "?")
             yield city.violation(version, f"is champion but its DAG run replaced it with v{replaced_by} (superseded)")
 
@@ -248,9 +252,12 @@ def audit_city(city: CityRegistry, checks: Sequence[Check] = CHECKS) -> CityAudi
 def read_city_registry(hook: MlflowHook, config: CityConfig) -> CityRegistry:
     """The city's versions and an artifact reader, through MlflowHook (the package's one way to MLflow)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in CI logs
+    aliases = (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS_CHAMPION)
+    held = {alias: hook.version_by_alias(config.model_name, alias) for alias in aliases}
     return CityRegistry(
         config=config,
         versions=hook.versions(config.model_name),
+        aliases={alias: version.version for alias, version in held.items() if version is not None},
         read_run_artifact=lambda run_id, path: _download(lambda dst: hook.client.download_artifacts(run_id, path, dst)),
         read_model_file=lambda version: _download(
             lambda dst: _download_model_file(hook, version.name, version.version, dst)
