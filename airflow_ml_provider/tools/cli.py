@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     audit.add_argument("cities", nargs="*", help="default: every city in the config folder")
     audit.add_argument("--config-dir", type=Path)
+    history = commands.add_parser("history", help="a city's promotion ledger: timeline, champion at a time, verify")
+    history.add_argument("city")
+    history.add_argument("--at", help="who was champion at this ISO date or timestamp (naive = UTC)")
+    history.add_argument(
+        "--verify", action="store_true", help="check the hash chain and the registry's champion; exit 1 on a problem"
+    )
+    history.add_argument("--config-dir", type=Path)
 
     args = parser.parse_args(argv)
     handler = {
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": _status,
         "rollback": _rollback,
         "audit": _audit,
+        "history": _history,
     }[args.command]
     return handler(args)
 
@@ -210,6 +218,23 @@ def _audit(args: argparse.Namespace) -> int:
         return 2
     print(f"audit: {len(audits)} city(ies) clean")
     return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from airflow_ml_provider.config import ConfigError, load_city_config
+    from airflow_ml_provider.core.ledger import parse_when
+    from airflow_ml_provider.tools.history import history
+
+    try:
+        config = load_city_config(args.city, args.config_dir)
+        at = parse_when(args.at) if args.at else None
+    except (ConfigError, ValueError) as exc:
+        print(exc)
+        return 1
+    _use_embedded_store_if_unconfigured()
+    text, code = history(config, at=at, verify=args.verify)
+    print(text)
+    return code
 
 
 if __name__ == "__main__":
