@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,14 +48,16 @@ class Violation:
 class CityRegistry:
     """One city's registry as the checks see it: its config, every version (newest first) and their artifacts.
 
-    ``read_run_artifact(run_id, path)`` and ``read_model_file(version)`` return the bytes, or None when missing;
-    any other failure (network, permission) raises, so an outage never reads as a violation or as clean.
+    ``reports(version)`` yields ``(run_id, report.json bytes)`` of the MLflow runs that evaluated the version's bits
+    in its DAG run, its own run first (a rerun with the same bits reuses the version and logs its report to the new
+    attempt's run); ``read_model_file(version)`` returns the bytes or None when missing. Any other failure (network,
+    permission) raises, so an outage never reads as a violation or as clean.
     """
 
     config: CityConfig
     versions: list[VersionInfo]
     aliases: dict[str, str]  # alias -> version number (MLflow's version search does not return aliases)
-    read_run_artifact: Callable[[str, str], bytes | None]
+    reports: Callable[[VersionInfo], Iterator[tuple[str, bytes]]]
     read_model_file: Callable[[VersionInfo], bytes | None]
     _by_number: dict[str, VersionInfo] = field(init=False)
 
@@ -119,8 +120,8 @@ def check_champions_were_approved(city: CityRegistry) -> Iterable[Violation]:
                 f"was {decision}, then restored as champion by a rollback by {rolled_back_by!r}, who is not in "
                 f"approval.approvers of {city.city}.yaml",
             )
-        if city.has_alias(version, registry.CHAMPION) and decision == registry.SUPERSEDED:
-            replaced_by = tags.get(registry.SUPERSEDED_BY_TAG, "?")
+        if city.has_alias(version, registry.CHAMPION) and registry.SUPERSEDED_BY_TAG in tags:
+            replaced_by = tags[registry.SUPERSEDED_BY_TAG]
             yield city.violation(version, f"is champion but its DAG run replaced it with v{replaced_by} (superseded)")
 
 
@@ -131,14 +132,17 @@ def check_report_hashes(city: CityRegistry) -> Iterable[Violation]:
         if not expected:
             yield city.violation(version, f"held champion but has no {registry.REPORT_SHA_TAG} tag")
             continue
-        report = city.read_run_artifact(version.run_id, REPORT_ARTIFACT) if version.run_id else None
-        if report is None:
-            yield city.violation(version, f"held champion but its run {version.run_id} has no {REPORT_ARTIFACT}")
-        elif _sha256(report) != expected:
+        found = []
+        for run_id, report in city.reports(version):
+            found.append(f"{_sha256(report)[:12]} in run {run_id}")
+            if _sha256(report) == expected:
+                break
+        else:
+            where = "; ".join(found) or f"none in run {version.run_id}"
             yield city.violation(
                 version,
-                f"{REPORT_ARTIFACT} of run {version.run_id} has sha256 {_sha256(report)[:12]}, not the "
-                f"{expected[:12]} the approver read ({registry.REPORT_SHA_TAG})",
+                f"no {REPORT_ARTIFACT} has the sha256 {expected[:12]} the approver read ({registry.REPORT_SHA_TAG}): "
+                f"{where}",
             )
 
 
@@ -181,39 +185,33 @@ def check_previous_champion(city: CityRegistry) -> Iterable[Violation]:
 
 
 def check_one_version_per_model_per_run(city: CityRegistry) -> Iterable[Violation]:
-    """A DAG run has at most one current (not superseded) version, and never two of the same bits."""
-    current: dict[str, list[VersionInfo]] = defaultdict(list)
+    """A DAG run never holds two current (not superseded) versions of the same bits."""
+    seen: dict[tuple[str, str], VersionInfo] = {}
     for version in reversed(city.versions):  # oldest first
-        dag_run = version.tags.get(registry.DAG_RUN_TAG)
-        if dag_run and version.tags.get(registry.DECISION_TAG) != registry.SUPERSEDED:
-            current[dag_run].append(version)
-    for dag_run, versions in current.items():
-        seen: dict[str, VersionInfo] = {}
-        for version in versions:
-            bits = version.tags.get(registry.MODEL_SHA_TAG)
-            if bits and bits in seen:
-                yield city.violation(
-                    version,
-                    f"holds the same model (sha256 {bits[:12]}) as v{seen[bits].version} of DAG run {dag_run}: "
-                    "a retry or rerun registered it twice",
-                )
-            elif bits:
-                seen[bits] = version
-        if len(versions) > 1:
-            older = ", ".join(f"v{v.version}" for v in versions[:-1])
+        dag_run, bits = version.tags.get(registry.DAG_RUN_TAG), version.tags.get(registry.MODEL_SHA_TAG)
+        if not dag_run or not bits or registry.SUPERSEDED_BY_TAG in version.tags:
+            continue
+        first = seen.setdefault((dag_run, bits), version)
+        if first is not version:
             yield city.violation(
-                versions[-1],
-                f"DAG run {dag_run} has {len(versions)} current versions; {older} should be tagged "
-                f"{registry.DECISION_TAG}={registry.SUPERSEDED}",
+                version,
+                f"holds the same model (sha256 {bits[:12]}) as v{first.version} of DAG run {dag_run}: "
+                "a retry or rerun registered it twice",
             )
 
 
 def check_challenger(city: CityRegistry) -> Iterable[Violation]:
     """``challenger`` is a candidate still waiting for its decision."""
     challenger = city.alias(registry.CHALLENGER)
-    decision = challenger.tags.get(registry.DECISION_TAG) if challenger else None
-    if challenger is not None and decision in (registry.REJECTED, registry.BLOCKED, registry.SUPERSEDED):
+    if challenger is None:
+        return
+    decision = challenger.tags.get(registry.DECISION_TAG)
+    if decision in (registry.REJECTED, registry.BLOCKED, registry.SUPERSEDED):
         yield city.violation(challenger, f"is challenger but was {decision}")
+    elif registry.SUPERSEDED_BY_TAG in challenger.tags:
+        yield city.violation(
+            challenger, f"is challenger but was superseded by v{challenger.tags[registry.SUPERSEDED_BY_TAG]}"
+        )
 
 
 CHECKS: list[Check] = [
@@ -250,7 +248,7 @@ def audit_city(city: CityRegistry, checks: Sequence[Check] = CHECKS) -> CityAudi
 
 
 def read_city_registry(hook: MlflowHook, config: CityConfig) -> CityRegistry:
-    """The city's versions and an artifact reader, through MlflowHook (the package's one way to MLflow)."""
+    """The city's versions and artifact readers, through MlflowHook (the package's one way to MLflow)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in CI logs
     aliases = (registry.CHAMPION, registry.CHALLENGER, registry.PREVIOUS_CHAMPION)
     held = {alias: hook.version_by_alias(config.model_name, alias) for alias in aliases}
@@ -258,11 +256,28 @@ def read_city_registry(hook: MlflowHook, config: CityConfig) -> CityRegistry:
         config=config,
         versions=hook.versions(config.model_name),
         aliases={alias: version.version for alias, version in held.items() if version is not None},
-        read_run_artifact=lambda run_id, path: _download(lambda dst: hook.client.download_artifacts(run_id, path, dst)),
+        reports=lambda version: _reports(hook, version),
         read_model_file=lambda version: _download(
             lambda dst: _download_model_file(hook, version.name, version.version, dst)
         ),
     )
+
+
+def _reports(hook: MlflowHook, version: VersionInfo) -> Iterator[tuple[str, bytes]]:
+    """report.json of the version's run, then of the other runs of its DAG run that trained the same bits."""
+    if not version.run_id:
+        return
+    runs = [version.run_id]
+    dag_run, bits = version.tags.get(registry.DAG_RUN_TAG), version.tags.get(registry.MODEL_SHA_TAG)
+    for run_id in runs:
+        report = _download(lambda dst, run_id=run_id: hook.client.download_artifacts(run_id, REPORT_ARTIFACT, dst))
+        if report is not None:
+            yield run_id, report
+        if run_id == version.run_id and dag_run and bits:  # only needed when the first one does not match
+            experiment_id = hook.client.get_run(version.run_id).info.experiment_id
+            same_bits = f"tags.`{registry.DAG_RUN_TAG}` = '{dag_run}' and tags.`{registry.MODEL_SHA_TAG}` = '{bits}'"
+            siblings = hook.client.search_runs([experiment_id], filter_string=same_bits)
+            runs.extend(run.info.run_id for run in siblings if run.info.run_id != version.run_id)
 
 
 def _download_model_file(hook: MlflowHook, model_name: str, version: str, dst: str) -> str:

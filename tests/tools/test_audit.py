@@ -71,14 +71,10 @@ class Registry:
     ) -> str:
         """A version of ``dag_run``; ``model``/``report`` default to bytes unique to the version."""
         client = self.client()
-        experiment = client.get_experiment_by_name(self.model_name) or client.get_experiment(
-            client.create_experiment(self.model_name, artifact_location=str(self.store / "artifacts" / self.city))
-        )
-        run = client.create_run(experiment.experiment_id, tags={registry.DAG_RUN_TAG: dag_run})
         number = len(self.versions) + 1
         model = model if model is not None else f"model {self.city} {number}".encode()
         report = report if report is not None else json.dumps({"verdict": "pass", "n": number}).encode()
-        client.log_text(run.info.run_id, report.decode(), "evaluation/report.json")
+        run = self.attempt_run(dag_run, sha(b"evaluated " + model), report)
         model_dir = self.store / "staging" / self.city / str(number)
         model_dir.mkdir(parents=True)
         (model_dir / "model.pkl").write_bytes(model)
@@ -101,6 +97,17 @@ class Registry:
         ).version
         self.versions[str(version)] = all_tags
         return str(version)
+
+    def attempt_run(self, dag_run: str, model_sha256: str, report: bytes) -> Any:
+        """A training attempt's MLflow run, tagged as train tags it, holding the report evaluate logged."""
+        client = self.client()
+        experiment = client.get_experiment_by_name(self.model_name) or client.get_experiment(
+            client.create_experiment(self.model_name, artifact_location=str(self.store / "artifacts" / self.city))
+        )
+        tags = {registry.DAG_RUN_TAG: dag_run, registry.MODEL_SHA_TAG: model_sha256}
+        run = client.create_run(experiment.experiment_id, tags=tags)
+        client.log_text(run.info.run_id, report.decode(), "evaluation/report.json")
+        return run
 
     def alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
@@ -200,14 +207,16 @@ def test_a_rejected_version_restored_by_a_listed_approvers_rollback_passes(
 
 
 def test_a_report_that_is_not_what_the_approver_read(city: Registry, config_dir: Path, capsys: Any) -> None:
-    read = b'{"verdict": "pass"}'
-    version = city.add("r1", decision=registry.APPROVED, promoted=True, report=b'{"verdict": "fail"}')
+    read, logged = b'{"verdict": "pass"}', b'{"verdict": "fail"}'
+    version = city.add("r1", decision=registry.APPROVED, promoted=True, report=logged)
     city.tag(version, **{registry.REPORT_SHA_TAG: sha(read)})
     city.alias(registry.CHAMPION, version)
     code, out, _ = audit(capsys, config_dir, city.city)
     assert code == 1
-    assert out[0].startswith(f"{city.city}: eta_{city.city} v1: evaluation/report.json of run ")
-    assert out[0].endswith(f"not the {sha(read)[:12]} the approver read (airflow_ml.report_sha256)")
+    assert out[0].startswith(
+        f"{city.city}: eta_{city.city} v1: no evaluation/report.json has the sha256 {sha(read)[:12]} the approver "
+        f"read (airflow_ml.report_sha256): {sha(logged)[:12]} in run "
+    )
 
 
 def test_a_model_file_that_is_not_the_approved_bits(city: Registry, config_dir: Path, capsys: Any) -> None:
@@ -251,12 +260,31 @@ def test_one_dag_run_registering_the_same_bits_twice(city: Registry, config_dir:
     city.alias(registry.CHALLENGER, "2")
     code, out, _ = audit(capsys, config_dir, city.city)
     assert code == 1
-    assert out[:2] == [
+    assert out[0] == (
         f"{city.city}: eta_{city.city} v2: holds the same model (sha256 {sha(b'evaluated same bits')[:12]}) as v1 of "
-        "DAG run manual__1: a retry or rerun registered it twice",
-        f"{city.city}: eta_{city.city} v2: DAG run manual__1 has 2 current versions; v1 should be tagged "
-        "airflow_ml.decision=superseded",
-    ]
+        "DAG run manual__1: a retry or rerun registered it twice"
+    )
+    assert out[-1] == "1 violation(s) in 1 city(ies)"
+
+    city.tag("1", **{registry.SUPERSEDED_BY_TAG: "2", registry.DECISION_TAG: registry.SUPERSEDED})
+    assert audit(capsys, config_dir, city.city)[0] == 0  # an older copy that was superseded is history, not a twin
+
+
+def test_a_reused_version_whose_report_is_in_a_later_attempts_run(
+    city: Registry, config_dir: Path, capsys: Any
+) -> None:
+    """A rerun with the same bits reuses the version and logs its (re-evaluated) report to its own attempt's run."""
+    version = city.add("r1", decision=registry.APPROVED, promoted=True)
+    city.alias(registry.CHAMPION, version)
+    rerun_report = b'{"verdict": "pass", "rerun": true}'
+    city.attempt_run("r1", city.versions[version][registry.MODEL_SHA_TAG], rerun_report)
+    city.tag(version, **{registry.REPORT_SHA_TAG: sha(rerun_report)})
+    code, out, err = audit(capsys, config_dir, city.city)
+    assert code == 0, (out, err)
+
+    city.attempt_run("r1", sha(b"other bits"), b'{"verdict": "tampered"}')  # another model's report does not count
+    city.tag(version, **{registry.REPORT_SHA_TAG: sha(b'{"verdict": "tampered"}')})
+    assert audit(capsys, config_dir, city.city)[0] == 1
 
 
 def test_a_challenger_that_was_already_decided(city: Registry, config_dir: Path, capsys: Any) -> None:
