@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import config_dir, json_schema, load_all
+from airflow_ml_provider.tools import embedded
 
 if TYPE_CHECKING:
     from airflow_ml_provider.tools.api_client import AirflowApi
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     commands.add_parser("demo", help="run the demo on the embedded default (Airflow + MLflow on SQLite)")
-    commands.add_parser("standalone", help="Airflow standalone and the MLflow UI on the embedded default")
+    standalone = commands.add_parser("standalone", help="Airflow standalone and the MLflow UI on the embedded default")
+    standalone.add_argument("--port", type=int, default=embedded.API_PORT, help="Airflow UI and API port")
+    standalone.add_argument("--mlflow-port", type=int, default=embedded.MLFLOW_PORT, help="MLflow UI port")
 
     status = commands.add_parser("status", help="champion, approver, challenger and age per city")
     status.add_argument("directory", nargs="?", type=Path)
@@ -62,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--force", action="store_true", help="allow a version that was never approved")
     rollback.add_argument("--config-dir", type=Path)
 
+    audit = commands.add_parser(
+        "audit", help="check each city's registry: only approved, evaluated bits hold champion; exit 1 listing problems"
+    )
+    audit.add_argument("cities", nargs="*", help="default: every city in the config folder")
+    audit.add_argument("--config-dir", type=Path)
     history = commands.add_parser("history", help="a city's promotion ledger: timeline, champion at a time, verify")
     history.add_argument("city")
     history.add_argument("--at", help="who was champion at this ISO date or timestamp (naive = UTC)")
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         "standalone": _standalone,
         "status": _status,
         "rollback": _rollback,
+        "audit": _audit,
         "history": _history,
         "approvals": _approvals,
         "decide": _decide,
@@ -147,7 +156,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _standalone(args: argparse.Namespace) -> int:
     from airflow_ml_provider.tools.standalone import run_standalone
 
-    return run_standalone(Path.cwd())
+    return run_standalone(Path.cwd(), api_port=args.port, mlflow_port=args.mlflow_port)
 
 
 def _use_embedded_store_if_unconfigured() -> None:
@@ -204,6 +213,42 @@ def _rollback(args: argparse.Namespace) -> int:
         model_sha256=hook.get_version(plan.model_name, plan.to_version).tags.get(MODEL_SHA_TAG),
     )
     print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} (by {args.by}: {args.reason})")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    """Exit 0 when clean, 1 listing each violation, 2 when a config or a registry could not be read."""
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+    from airflow_ml_provider.tools.audit import audit_city, read_city_registry
+
+    _use_embedded_store_if_unconfigured()
+    configs, problems = load_all(args.config_dir)
+    unknown = sorted(set(args.cities) - set(configs))
+    for problem in problems:
+        print(f"cannot audit: {problem}", file=sys.stderr)
+    for city in unknown:
+        print(f"cannot audit {city}: no {city}.yaml in {args.config_dir or config_dir()}", file=sys.stderr)
+    hook = MlflowHook()
+    audits, unreadable = [], []
+    for city in args.cities or sorted(configs):
+        if city not in configs:
+            continue
+        try:
+            audits.append(audit_city(read_city_registry(hook, configs[city])))
+        except Exception as exc:  # an outage or a permission problem: say so, never report clean
+            unreadable.append(city)
+            print(f"cannot audit {city}: could not read {configs[city].model_name} from MLflow: {exc}", file=sys.stderr)
+    violations = [violation for audit in audits for violation in audit.violations]
+    for violation in violations:
+        print(violation)
+    for audit in audits:
+        print(audit.summary(), file=sys.stderr if violations else sys.stdout)
+    if violations:
+        print(f"\n{len(violations)} violation(s) in {sum(bool(a.violations) for a in audits)} city(ies)")
+        return 1
+    if problems or unknown or unreadable:
+        return 2
+    print(f"audit: {len(audits)} city(ies) clean")
     return 0
 
 
