@@ -15,8 +15,9 @@ from airflow_ml_provider.tools import embedded
 
 
 def run_standalone(project_root: Path) -> int:
-    env = embedded.apply(project_root / ".airflow-ml", project_root / "dags")
     configs, problems = load_all(project_root / "dags" / "configs")
+    users = embedded.demo_users(configs.values())
+    env = embedded.apply(project_root / ".airflow-ml", project_root / "dags", users)
     for problem in problems:  # Airflow shows these as import errors of the city's file; say it here too
         print(f"config problem: {problem}")
     embedded.migrate_databases()
@@ -29,7 +30,7 @@ def run_standalone(project_root: Path) -> int:
     os.environ["AIRFLOW__API__HOST"] = "127.0.0.1"  # demo users and passwords: loopback only, like the MLflow UI
     print(
         f"Airflow UI: http://localhost:{embedded.API_PORT}  (users: "
-        + ", ".join(f"{u}/{p}" for u, (_, p) in embedded.DEMO_USERS.items())
+        + ", ".join(f"{user}/{embedded.password(user)}" for user in users)
         + f")\nMLflow UI:  http://localhost:{embedded.MLFLOW_PORT}\nStop with Ctrl-C.",
         flush=True,
     )
