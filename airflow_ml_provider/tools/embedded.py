@@ -49,7 +49,9 @@ def password(user: str) -> str:
     return user
 
 
-def environment(root: Path, dags_folder: Path, users: dict[str, str] | None = None) -> dict[str, str]:
+def environment(
+    root: Path, dags_folder: Path, users: dict[str, str] | None = None, api_port: int = API_PORT
+) -> dict[str, str]:
     """Environment variables that point Airflow and MLflow at ``root`` (absolute paths, SQLite); ``users`` (name ->
     role) default to the accounts the folder's configs call for."""
     root = root.resolve()
@@ -63,7 +65,8 @@ def environment(root: Path, dags_folder: Path, users: dict[str, str] | None = No
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "airflow" / "passwords.json"),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{API_PORT}",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
+        "AIRFLOW__API__PORT": str(api_port),
         # A stable local secret of the length PyJWT recommends for HS512 (Airflow generates a short one otherwise).
         "AIRFLOW__API_AUTH__JWT_SECRET": hashlib.sha512(str(root).encode()).hexdigest(),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
@@ -75,9 +78,11 @@ def environment(root: Path, dags_folder: Path, users: dict[str, str] | None = No
     }
 
 
-def apply(root: Path, dags_folder: Path, users: dict[str, str] | None = None) -> dict[str, str]:
+def apply(
+    root: Path, dags_folder: Path, users: dict[str, str] | None = None, api_port: int = API_PORT
+) -> dict[str, str]:
     """Set the environment in this process and write the simple auth manager's password file."""
-    env = environment(root, dags_folder, users)
+    env = environment(root, dags_folder, users, api_port)
     os.environ.update(env)
     write_passwords(env)
     return env
