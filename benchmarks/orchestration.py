@@ -182,8 +182,8 @@ class Standalone:
 
     def rest(self, method: str, url: str, **kwargs: Any) -> Any:
         if self._token is None:
-            password = embedded.DEMO_USERS["admin"][1]
-            response = self.http.post("/auth/token", json={"username": "admin", "password": password})
+            user = embedded.ADMIN
+            response = self.http.post("/auth/token", json={"username": user, "password": embedded.password(user)})
             response.raise_for_status()
             self._token = response.json()["access_token"]
         response = self.http.request(method, url, headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
