@@ -36,15 +36,38 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problems))
 
 
+def _shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, so a huge value cannot flood an error message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MODEL_NAME_PATTERN = r"^(?:[A-Za-z0-9_.-]|\{city\})+$"
+MODEL_NAME_MAX_LENGTH = 200
+
+
 class RegistryConfig(_Model):
-    model_name: str = Field("{city}", description="MLflow registered model name; `{city}` is replaced.")
+    model_name: str = Field(
+        "{city}",
+        description="MLflow registered model name: letters, digits, `_`, `-`, `.` and `{city}` (the city's name). "
+        "Unique across cities: a city may not register into another city's model.",
+    )
     max_model_age_days: int | None = Field(
         None, ge=1, description="`airflow-ml status` warns when the champion is older than this."
     )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if len(value) > MODEL_NAME_MAX_LENGTH or not re.fullmatch(MODEL_NAME_PATTERN, value):
+            raise ValueError(
+                f"{_shorten(value)!r} is not a model name: use up to {MODEL_NAME_MAX_LENGTH} letters, digits, `_`, "
+                "`-` and `.`, with `{city}` for the city's name (e.g. eta_{city})"
+            )
+        return value
 
 
 class StorageConfig(_Model):
@@ -55,10 +78,44 @@ class StorageConfig(_Model):
     aws_conn_id: str = "aws_default"
 
 
+# The only Airflow templates data.uri may use: dates of the run, and the file a person names when triggering.
+# Anything else (conn, var, macros, ti, ...) could put secrets into XCom and the MLflow tag airflow_ml.data_uri.
+# `dag_run.conf['data_uri']` is allowed because whoever may trigger the DAG may already choose its run's inputs; its
+# value is a plain string, rendered once (a template inside it is not rendered again), read with data.aws_conn_id,
+# and trains only this city's model, which still needs approval.
+_DATE_MACROS = ("data_interval_start", "data_interval_end", "logical_date")
+DATA_URI_MACROS = (
+    "ds",
+    "ds_nodash",
+    *_DATE_MACROS,
+    *(f"{macro} | {date_filter}" for macro in _DATE_MACROS for date_filter in ("ds", "ds_nodash")),
+    "dag_run.conf['data_uri']",
+)
+_ALLOWED_TEMPLATES = {re.sub(r"\s+", "", m) for m in DATA_URI_MACROS}
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_ALLOWED_MACROS_TEXT = (
+    "data.uri may only use {{ ds }}, {{ ds_nodash }}, {{ data_interval_start }}, {{ data_interval_end }}, "
+    "{{ logical_date }} (the last three optionally with | ds or | ds_nodash) and {{ dag_run.conf['data_uri'] }}"
+)
+
+
+def data_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be rendered by Airflow, or None: only ``{{ macro }}`` from DATA_URI_MACROS is allowed."""
+    for match in _TEMPLATE.finditer(uri):
+        if re.sub(r"\s+", "", match.group(1)).replace('"', "'") not in _ALLOWED_TEMPLATES:
+            return f"the template {_shorten(match.group(0))} is not allowed; {_ALLOWED_MACROS_TEXT}"
+    rest = _TEMPLATE.sub("", uri)
+    for marker in ("{{", "}}", "{%", "%}", "{#", "#}"):
+        if marker in rest:
+            return f"{marker!r} outside a {{{{ macro }}}}; {_ALLOWED_MACROS_TEXT}"
+    return None
+
+
 class DataConfig(_Model):
     uri: str = Field(
-        description="Local path or s3://bucket/key (a key ending in / reads every file under it). "
-        "`{city}` and Airflow templates such as `{{ ds }}` are allowed."
+        description="Local path or s3://bucket/key (a key ending in / reads every file under it). `{city}` is "
+        "replaced; of Airflow's templates only " + ", ".join(f"`{{{{ {m} }}}}`" for m in DATA_URI_MACROS) + " are "
+        "allowed."
     )
     format: Literal["parquet", "csv"] | None = Field(None, description="Defaults to the URI's suffix.")
     aws_conn_id: str = "aws_default"
@@ -66,6 +123,14 @@ class DataConfig(_Model):
     id_columns: list[str] = Field(default_factory=list, description="Identifiers that must never be features.")
     train_window_days: int = Field(90, ge=1)
     eval_window_days: int = Field(14, ge=1, description="The most recent days, never trained on.")
+
+    @field_validator("uri")
+    @classmethod
+    def _allowed_templates(cls, value: str) -> str:
+        problem = data_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class FeaturesConfig(_Model):
@@ -118,11 +183,11 @@ class ExpectationConfig(_Model):
         if isinstance(value, dict) and "type" not in value:
             value = dict(value)
             severity = value.pop("severity", "error")
-            names = [k for k in value if k.startswith("expect_")]
+            names = [k for k in value if isinstance(k, str) and k.startswith("expect_")]
             if len(names) != 1 or len(value) != 1:
                 raise ValueError(
                     "each expectation is one `expect_<name>: {arguments}` entry with an optional `severity`, "
-                    f"got keys {sorted(value)}"
+                    f"got keys {sorted(map(str, value))}"
                 )
             kwargs = value[names[0]]
             if kwargs is None:
@@ -380,12 +445,12 @@ class CityConfig(_Model):
         if self.evaluation.baseline.strategy == "majority" and self.task == "regression":
             problems.append("evaluation.baseline.strategy: `majority` is for classification; use mean or median")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line per problem, as format_validation_error splits
         return self
 
     @property
     def model_name(self) -> str:
-        return self.registry.model_name.format(city=self.city)
+        return self.registry.model_name.replace("{city}", self.city)
 
     @property
     def data_uri(self) -> str:
@@ -436,6 +501,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path.name}: not valid YAML{where}: {problem}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path.name}: not valid YAML: nested too deeply"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -488,7 +557,7 @@ def format_validation_error(filename: str, exc: ValidationError) -> list[str]:
         path = _field_path(error["loc"])
         message = _describe(error)
         if error["type"] == "value_error" and path == "(top level)":
-            problems.extend(f"{filename}: {part}" for part in message.split("; "))
+            problems.extend(f"{filename}: {part}" for part in message.split("\n"))
         else:
             problems.append(f"{filename}: {path}: {message}")
     return problems
@@ -507,7 +576,8 @@ def load_city_config(city: str, directory: Path | None = None, defaults: dict[st
         defaults = load_defaults(directory)
     raw = _read_yaml(directory / filename)
     problems: list[str] = []
-    if "allowed_estimator_prefixes" in (raw.get("model") or {}):
+    model = raw.get("model")
+    if isinstance(model, dict) and "allowed_estimator_prefixes" in model:
         problems.append(
             f"{filename}: model.allowed_estimator_prefixes: may only be set in {DEFAULTS_FILE} "
             "(the platform team decides which estimator modules are allowed)"
@@ -521,9 +591,92 @@ def load_city_config(city: str, directory: Path | None = None, defaults: dict[st
     except ValidationError as exc:
         problems.extend(format_validation_error(filename, exc))
         raise ConfigError(problems) from None
+    problems.extend(model_name_problems(config, directory, defaults))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _default_model_name(defaults: dict[str, Any]) -> str:
+    registry = defaults.get("registry")
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) else RegistryConfig.model_fields["model_name"].default
+
+
+# directory -> (fingerprint of its city files and the default name, {city: resolved model name})
+_CLAIMS_CACHE: dict[Path, tuple[tuple, dict[str, str]]] = {}
+
+
+def model_name_claims(directory: Path, defaults: dict[str, Any]) -> dict[str, str]:
+    """Every city's resolved model name, read without validating the other cities.
+
+    Cheap enough for every DAG-file parse: only files whose text mentions ``model_name`` are parsed as YAML, and
+    the answer is cached until a city file changes. A file that cannot be read keeps its default name (its own
+    parse reports what is wrong with it).
+    """
+    default_name = _default_model_name(defaults)
+    paths = [p for p in sorted(directory.glob("*.yaml")) if not p.name.startswith("_")]
+    stats = [(p.name, st.st_mtime_ns, st.st_size) for p in paths if (st := _stat(p))]
+    fingerprint = (default_name, tuple(stats))
+    cached = _CLAIMS_CACHE.get(directory)
+    if cached and cached[0] == fingerprint:
+        return cached[1]
+    claims = {p.stem: (_explicit_model_name(p) or default_name).replace("{city}", p.stem) for p in paths}
+    _CLAIMS_CACHE[directory] = (fingerprint, claims)
+    return claims
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _explicit_model_name(path: Path) -> str | None:
+    try:
+        if "model_name" not in path.read_text(errors="replace"):
+            return None
+        registry = _read_yaml(path).get("registry")
+    except Exception:  # unreadable or broken: that city's own parse reports it
+        return None
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
+
+
+def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str, Any]) -> list[str]:
+    """A city may not register into another city's model: resolved names are unique across the folder.
+
+    A name belongs to the city that the default ``registry.model_name`` gives it to: a file that takes another
+    city's name is refused and the owner keeps building. Two files that set the same other name are both refused.
+    """
+    filename = f"{config.city}.yaml"
+    name = config.model_name
+    default_name = _default_model_name(defaults)
+    mine = name == default_name.replace("{city}", config.city)
+    problems = []
+    for other, other_name in model_name_claims(directory, defaults).items():
+        if other == config.city or other_name != name:
+            continue
+        theirs = other_name == default_name.replace("{city}", other)
+        if mine and not theirs:
+            continue  # the other file took this city's name: that file is the one refused
+        if theirs and not mine:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is the model of {other}.yaml (its name by "
+                f"{DEFAULTS_FILE}); a city may only register its own model: choose another name"
+            )
+        elif not mine:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is also set by {other}.yaml; every city needs its own "
+                "model: rename one of them"
+            )
+        else:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
+                f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
+            )
+    return problems
 
 
 def city_names(directory: Path | None = None) -> list[str]:
