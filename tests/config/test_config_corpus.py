@@ -14,7 +14,7 @@ import pytest
 from airflow_ml_provider.config import ConfigError, load_city_config
 from airflow_ml_provider.tools.lint import lint_directory
 
-CONFIGS = Path(__file__).resolve().parents[1] / "dags" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
 
 MACROS = (
     "data.uri may only use {{ ds }}, {{ ds_nodash }}, {{ data_interval_start }}, {{ data_interval_end }}, "
@@ -295,7 +295,7 @@ CORPUS: list[tuple[str, str, list[str]]] = [
     (
         "tab-indent",
         "city: berlin\n\tschedule: x\n",
-        ["berlin.yaml: not valid YAML (line 2, column 1): found character '\\t' that cannot start any token"],
+        ["berlin.yaml: not valid YAML (line 2, column 1): found a tab character that violates indentation"],
     ),
     (
         "python-object-tag",

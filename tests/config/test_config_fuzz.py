@@ -28,7 +28,7 @@ from airflow_ml_provider.tools.lint import lint_directory
 
 pytestmark = pytest.mark.slow  # about a minute: 1,000 folders parsed and linted
 
-CONFIGS = Path(__file__).resolve().parents[1] / "dags" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
 GOOD = ("alpha", "bravo")
 EXAMPLES = 1000
 

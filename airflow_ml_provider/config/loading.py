@@ -1,0 +1,218 @@
+"""Loading city configs: ``<city>.yaml`` merged over ``_defaults.yaml``, every problem collected with its file."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from airflow_ml_provider.config.city import CITY_NAME_PATTERN, CityConfig
+from airflow_ml_provider.config.errors import ConfigError, format_validation_error
+from airflow_ml_provider.config.sections import DEFAULTS_FILE, MODEL_NAME_PATTERN, RegistryConfig
+
+CONFIG_DIR_ENV = "AIRFLOW_ML_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """The city config folder: ``$AIRFLOW_ML_CONFIG_DIR``, else ``dags/configs`` of the current project."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or "dags/configs")
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else (lists included) in ``override`` replaces ``base``."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# libyaml's C parser when PyYAML was built with it (the wheels are): ~10x faster than the pure-Python one, which was
+# half of the DAG folder's parse time. Same safe constructors, same error marks.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
+    except FileNotFoundError:
+        raise ConfigError([f"{path.name}: file not found in {path.parent}"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{path.name}: not valid YAML{where}: {problem}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path.name}: not valid YAML: nested too deeply"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path.name}: expected a mapping of settings at the top level, got {type(data).__name__}"])
+    return data
+
+
+_defaults_cache: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def load_defaults(directory: Path) -> dict[str, Any]:
+    """``_defaults.yaml`` of the folder, parsed once per process while the file is unchanged (mtime and size).
+
+    A DagBag over N city files reads it N times otherwise. Each caller gets its own copy to merge into.
+    """
+    path = directory / DEFAULTS_FILE
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    key, stamp = path.resolve(), (stat.st_mtime_ns, stat.st_size)
+    cached = _defaults_cache.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = stamp, _read_yaml(path)
+        _defaults_cache[key] = cached
+    return copy.deepcopy(cached[1])
+
+
+def load_city_config(city: str, directory: Path | None = None, defaults: dict[str, Any] | None = None) -> CityConfig:
+    """Load ``<directory>/<city>.yaml`` over ``_defaults.yaml``; raise ConfigError naming the file and the field."""
+    directory = directory or config_dir()
+    filename = f"{city}.yaml"
+    if defaults is None:
+        defaults = load_defaults(directory)
+    raw = _read_yaml(directory / filename)
+    problems: list[str] = []
+    model = raw.get("model")
+    if isinstance(model, dict) and "allowed_estimator_prefixes" in model:
+        problems.append(
+            f"{filename}: model.allowed_estimator_prefixes: may only be set in {DEFAULTS_FILE} "
+            "(the platform team decides which estimator modules are allowed)"
+        )
+    if raw.get("city", city) != city:
+        problems.append(f"{filename}: city: must equal the file name {city!r}, got {raw['city']!r}")
+    merged = deep_merge(defaults, raw)
+    merged.setdefault("city", city)
+    try:
+        config = CityConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(filename, exc))
+        raise ConfigError(problems) from None
+    problems.extend(model_name_problems(config, directory, defaults))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _default_model_name(defaults: dict[str, Any]) -> str:
+    registry = defaults.get("registry")
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) else RegistryConfig.model_fields["model_name"].default
+
+
+# directory -> (fingerprint of its city files and the default name, {city: resolved model name})
+_CLAIMS_CACHE: dict[Path, tuple[tuple, dict[str, str]]] = {}
+
+
+def model_name_claims(directory: Path, defaults: dict[str, Any]) -> dict[str, str]:
+    """Every city's resolved model name, read without validating the other cities.
+
+    Cheap enough for every DAG-file parse: only files whose text mentions ``model_name`` are parsed as YAML, and
+    the answer is cached until a city file changes. A file that cannot be read keeps its default name (its own
+    parse reports what is wrong with it).
+    """
+    default_name = _default_model_name(defaults)
+    paths = [p for p in sorted(directory.glob("*.yaml")) if not p.name.startswith("_")]
+    stats = [(p.name, st.st_mtime_ns, st.st_size) for p in paths if (st := _stat(p))]
+    fingerprint = (default_name, tuple(stats))
+    cached = _CLAIMS_CACHE.get(directory)
+    if cached and cached[0] == fingerprint:
+        return cached[1]
+    claims = {p.stem: (_explicit_model_name(p) or default_name).replace("{city}", p.stem) for p in paths}
+    _CLAIMS_CACHE[directory] = (fingerprint, claims)
+    return claims
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _explicit_model_name(path: Path) -> str | None:
+    try:
+        if "model_name" not in path.read_text(errors="replace"):
+            return None
+        registry = _read_yaml(path).get("registry")
+    except Exception:  # unreadable or broken: that city's own parse reports it
+        return None
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
+
+
+def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str, Any]) -> list[str]:
+    """A city may not register into another city's model: resolved names are unique across the folder.
+
+    A name belongs to the city that the default ``registry.model_name`` gives it to: a file that takes another
+    city's name is refused and the owner keeps building. Two files that set the same other name are both refused.
+    """
+    filename = f"{config.city}.yaml"
+    name = config.model_name
+    default_name = _default_model_name(defaults)
+    mine = name == default_name.replace("{city}", config.city)
+    problems = []
+    for other, other_name in model_name_claims(directory, defaults).items():
+        if other == config.city or other_name != name:
+            continue
+        theirs = other_name == default_name.replace("{city}", other)
+        if mine and not theirs:
+            continue  # the other file took this city's name: that file is the one refused
+        if theirs and not mine:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is the model of {other}.yaml (its name by "
+                f"{DEFAULTS_FILE}); a city may only register its own model: choose another name"
+            )
+        elif not mine:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is also set by {other}.yaml; every city needs its own "
+                "model: rename one of them"
+            )
+        else:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
+                f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
+            )
+    return problems
+
+
+def city_names(directory: Path | None = None) -> list[str]:
+    """City names of the ``<city>.yaml`` files in the folder (``_``-prefixed files are not cities)."""
+    directory = directory or config_dir()
+    return sorted(p.stem for p in directory.glob("*.yaml") if not p.name.startswith("_"))
+
+
+def load_all(directory: Path | None = None) -> tuple[dict[str, CityConfig], list[str]]:
+    """Every city config in the folder, and the problems of the ones that failed (each names its file)."""
+    directory = directory or config_dir()
+    configs: dict[str, CityConfig] = {}
+    problems: list[str] = []
+    try:
+        defaults = load_defaults(directory)
+    except ConfigError as exc:
+        return {}, exc.problems
+    for city in city_names(directory):
+        if not re.fullmatch(CITY_NAME_PATTERN, city):
+            problems.append(f"{city}.yaml: the file name must be a city name matching {CITY_NAME_PATTERN}")
+            continue
+        try:
+            configs[city] = load_city_config(city, directory, defaults)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return configs, problems
