@@ -300,7 +300,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path, monkeypatc
         # ----- the run: trigger, approve as berlin_ops, success -----
         conf = {"reason": "stack test", "estimator_params": {"max_iter": 50}}
         run_id = admin.trigger(DAG_ID, conf=conf, logical_date=END.isoformat())
-        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 240, procs)
+        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 600, procs)
         assert pending[0]["task_instance"]["dag_run_id"] == run_id
         approver = AirflowApi(http, "berlin_ops", embedded.DEMO_USERS["berlin_ops"][1])
         approver.answer(DAG_ID, run_id, "Approve", "stack test approved")
@@ -309,7 +309,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path, monkeypatc
             state = admin.dag_run(DAG_ID, run_id)["state"]
             return state if state in ("success", "failed") else None
 
-        assert _wait("the run to finish", finished, 120, procs) == "success"
+        assert _wait("the run to finish", finished, 300, procs) == "success"
 
         # ----- where the tasks ran: the Celery worker -----
         tis = http.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers).json()
