@@ -26,7 +26,6 @@ from airflow_ml_provider.config.loading import (
     load_all,
     load_city_config,
     load_defaults,
-    model_name_claims,
     model_name_problems,
 )
 from airflow_ml_provider.config.sections import (
@@ -93,6 +92,5 @@ __all__ = [
     "load_all",
     "load_city_config",
     "load_defaults",
-    "model_name_claims",
     "model_name_problems",
 ]

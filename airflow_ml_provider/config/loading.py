@@ -44,6 +44,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ConfigError([f"{path.name}: file not found in {path.parent}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path.name}: cannot be read: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -116,42 +118,38 @@ def _default_model_name(defaults: dict[str, Any]) -> str:
     return name if isinstance(name, str) else RegistryConfig.model_fields["model_name"].default
 
 
-# directory -> (fingerprint of its city files and the default name, {city: resolved model name})
-_CLAIMS_CACHE: dict[Path, tuple[tuple, dict[str, str]]] = {}
+# path -> (mtime_ns, size, bytes): a city file's text, read once per process while it is unchanged
+_TEXT_CACHE: dict[str, tuple[int, int, bytes]] = {}
 
 
-def model_name_claims(directory: Path, defaults: dict[str, Any]) -> dict[str, str]:
-    """Every city's resolved model name, read without validating the other cities.
-
-    Cheap enough for every DAG-file parse: only files whose text mentions ``model_name`` are parsed as YAML, and
-    the answer is cached until a city file changes. A file that cannot be read keeps its default name (its own
-    parse reports what is wrong with it).
-    """
-    default_name = _default_model_name(defaults)
-    paths = [p for p in sorted(directory.glob("*.yaml")) if not p.name.startswith("_")]
-    stats = [(p.name, st.st_mtime_ns, st.st_size) for p in paths if (st := _stat(p))]
-    fingerprint = (default_name, tuple(stats))
-    cached = _CLAIMS_CACHE.get(directory)
-    if cached and cached[0] == fingerprint:
-        return cached[1]
-    claims = {p.stem: (_explicit_model_name(p) or default_name).replace("{city}", p.stem) for p in paths}
-    _CLAIMS_CACHE[directory] = (fingerprint, claims)
-    return claims
-
-
-def _stat(path: Path) -> os.stat_result | None:
+def _city_file_texts(directory: Path) -> dict[str, bytes]:
+    """The raw bytes of every ``<city>.yaml`` in the folder, by city; a file that cannot be read is left out."""
+    texts: dict[str, bytes] = {}
     try:
-        return path.stat()
+        entries = list(os.scandir(directory))
     except OSError:
-        return None
+        return texts
+    for entry in entries:
+        if not entry.name.endswith(".yaml") or entry.name.startswith("_"):
+            continue
+        try:
+            stat = entry.stat()
+            cached = _TEXT_CACHE.get(entry.path)
+            if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
+                with open(entry.path, "rb") as handle:
+                    cached = (stat.st_mtime_ns, stat.st_size, handle.read())
+                _TEXT_CACHE[entry.path] = cached
+        except OSError:
+            continue
+        texts[entry.name[: -len(".yaml")]] = cached[2]
+    return texts
 
 
 def _explicit_model_name(path: Path) -> str | None:
+    """``registry.model_name`` as the file itself sets it, or None (not set, not valid, or the file is broken)."""
     try:
-        if "model_name" not in path.read_text(errors="replace"):
-            return None
         registry = _read_yaml(path).get("registry")
-    except Exception:  # unreadable or broken: that city's own parse reports it
+    except ConfigError:  # that city's own parse reports it
         return None
     name = registry.get("model_name") if isinstance(registry, dict) else None
     return name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
@@ -162,32 +160,37 @@ def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str,
 
     A name belongs to the city that the default ``registry.model_name`` gives it to: a file that takes another
     city's name is refused and the owner keeps building. Two files that set the same other name are both refused.
+    Cheap enough for every DAG-file parse: the other files are read as bytes, and only one that mentions
+    ``model_name`` and could resolve to this name (it spells it, or uses ``{city}``) is parsed as YAML.
     """
     filename = f"{config.city}.yaml"
     name = config.model_name
     default_name = _default_model_name(defaults)
     mine = name == default_name.replace("{city}", config.city)
     problems = []
-    for other, other_name in model_name_claims(directory, defaults).items():
-        if other == config.city or other_name != name:
+    for other, text in sorted(_city_file_texts(directory).items()):
+        theirs = default_name.replace("{city}", other) == name
+        if other == config.city or (mine and not theirs):
+            continue  # with its own default name this city can only clash with the name's owner
+        explicit = None
+        if b"model_name" in text and (theirs or name.encode() in text or b"{city}" in text):
+            explicit = _explicit_model_name(directory / f"{other}.yaml")
+        if (explicit or default_name).replace("{city}", other) != name:
             continue
-        theirs = other_name == default_name.replace("{city}", other)
-        if mine and not theirs:
-            continue  # the other file took this city's name: that file is the one refused
-        if theirs and not mine:
+        if mine:  # both names come from a default without {city}
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
+                f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
+            )
+        elif theirs:
             problems.append(
                 f"{filename}: registry.model_name: {name!r} is the model of {other}.yaml (its name by "
                 f"{DEFAULTS_FILE}); a city may only register its own model: choose another name"
             )
-        elif not mine:
+        else:
             problems.append(
                 f"{filename}: registry.model_name: {name!r} is also set by {other}.yaml; every city needs its own "
                 "model: rename one of them"
-            )
-        else:
-            problems.append(
-                f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
-                f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
             )
     return problems
 
