@@ -32,7 +32,7 @@ import yaml
 from e2e import postgres
 
 # A guard, not a speed check: on a busy 2-core machine starting eight servers takes minutes.
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(1200, method="signal")]
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(2000, method="signal")]
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -299,7 +299,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path, monkeypatc
         # ----- the run: trigger, approve as berlin_ops, success -----
         conf = {"reason": "stack test", "estimator_params": {"max_iter": 50}}
         run_id = admin.trigger(DAG_ID, conf=conf, logical_date=END.isoformat())
-        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 600, procs)
+        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 1200, procs)
         assert pending[0]["task_instance"]["dag_run_id"] == run_id
         approver = AirflowApi(http, "berlin_ops", embedded.password("berlin_ops"))
         approver.answer(DAG_ID, run_id, "Approve", "stack test approved")
