@@ -18,11 +18,14 @@ MEAN_METRICS = frozenset({"mae", "mape", "log_loss", "accuracy"})
 THRESHOLD_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
 
 _EPS = np.finfo(np.float64).eps
-# Metrics that some targets leave undefined (``undefined_reason``): `airflow-ml lint` warns about guardrails on them.
-TARGET_DEPENDENT = {
-    "mape": "undefined when a target value is 0 (a percentage of 0), so any zero target makes it unjudgeable",
-    "r2": "undefined when the target is constant (its variance is 0), e.g. on a small or homogeneous slice",
-    "roc_auc": "undefined when the rows hold only one class",
+# Regression metrics that the target can leave undefined (``undefined_reason``), so whether a guardrail on them judges
+# anything depends on the data: `airflow-ml lint` warns about them. (roc_auc needs both classes, which only a tiny
+# slice lacks.)
+FRAGILE_METRICS = {
+    "mape": "it is undefined wherever a target value is 0 (a percentage of 0): a slice with one zero target is not "
+    "judged, and a target with many zeros (delays, counts) leaves it unjudged everywhere; mae or rmse always judge",
+    "r2": "it is undefined where the target is constant (variance 0), e.g. a small or homogeneous slice, which is "
+    "then not judged; it also moves with the slice's variance, not only with the model's error",
 }
 
 
