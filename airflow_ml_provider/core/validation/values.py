@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from airflow_ml_provider.core.display import ELLIPSIS, MAX_SHOWN
+
 if TYPE_CHECKING:
     from airflow_ml_provider.config import CityConfig
     from airflow_ml_provider.core.windows import Windows
@@ -33,7 +35,10 @@ def window_text(windows: Windows) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """Sample values as JSON: timestamps as ISO text, NaN and NA as None, inf as text."""
+    """Sample values as JSON: timestamps as ISO text, NaN and NA as None, inf as text, text cut to ``MAX_SHOWN``
+    characters (messages show samples with repr, which escapes line breaks and hidden characters)."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_SHOWN else value[: MAX_SHOWN - 1] + ELLIPSIS
     if isinstance(value, (datetime, np.datetime64)):
         return None if pd.isna(value) else pd.Timestamp(value).isoformat()
     if isinstance(value, np.generic):
