@@ -243,10 +243,10 @@ HOSTILE_DISTRICTS = {
 }
 
 
-def _hostile_values(frame: pd.DataFrame) -> pd.DataFrame:
+def hostile_values(frame: pd.DataFrame) -> pd.DataFrame:
     """Hostile district names, and hostile weather values on a few rows (the weather value set is a warning, so
     they reach the validation report's samples)."""
-    frame = frame.assign(district=frame["district"].map(HOSTILE_DISTRICTS))
+    frame = frame.assign(district=frame["district"].map(lambda d: HOSTILE_DISTRICTS.get(d, d)))
     frame = _set_last(frame, "weather", [INJECTION, "<script>alert(1)</script>", LONG_VALUE])
     return frame
 
@@ -272,9 +272,14 @@ HOSTILE_RUNS: list[BadInput] = [
     BadInput(
         "hostile category values",
         "rides.parquet",
-        lambda f: _parquet(_hostile_values(f)),
+        lambda f: _parquet(hostile_values(f)),
         "warn",
-        ["expect_column_values_to_be_in_set(column=weather, value_set=['clear', 'rain', 'snow', 'fog']): 3 of "],
+        [
+            "expect_column_values_to_be_in_set(column=weather, value_set=['clear', 'rain', 'snow', 'fog']): 3 of ",
+            # samples are shown with repr (one line, hidden characters escaped) and cut to 80 characters
+            "'x\\n\\n## PASS: all fine\\n![](https://example.invalid/p.png) [Approve](https://examp…'",
+            "'long-" + "y" * 74 + "…'",
+        ],
     ),
     BadInput(
         "mixed time zones, future rides, constant target",
