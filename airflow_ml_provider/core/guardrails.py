@@ -77,7 +77,7 @@ def evaluate(
     metrics = REGRESSION_METRICS if config.task == "regression" else CLASSIFICATION_METRICS
     undefined = {m: why for m in metrics if (why := undefined_reason(m, y)) is not None}
     overall = {
-        name: None if p is None else {m: None if m in undefined else _finite(compute(m, y, p, cut)) for m in metrics}
+        name: _overall(metrics, undefined, y, p, cut)
         for name, p in {"candidate": candidate, "champion": champion, "baseline": baseline}.items()
     }
 
@@ -113,6 +113,15 @@ def evaluate(
         guardrails=tuple(results),
         undefined=undefined,
     )
+
+
+def _overall(
+    metrics: tuple[str, ...], undefined: dict[str, str], y: np.ndarray, predictions: np.ndarray | None, cut: float
+) -> dict[str, float | None] | None:
+    """Every metric of the task on all eval rows (None where undefined); None when there is no such model."""
+    if predictions is None:
+        return None
+    return {m: None if m in undefined else _finite(compute(m, y, predictions, cut)) for m in metrics}
 
 
 def _inputs(
