@@ -36,13 +36,15 @@ def test_hostile_district_names_are_shown_as_text(stack: Stack, browser: Any) ->
     log_in(browser, stack, "berlin_ops", "berlin_ops")
     browser.get(f"{stack.api_url}/dags/{BERLIN}/runs/{quote(run_id, safe='')}/tasks/approve/required_actions")
     wait_for_text(browser, "Guardrail: mae on every slice")
-    cells = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "table td")]
-    assert "district=x\\n\\n## PASS: all fine\\n![](https://example.invalid/p.png) [Approve](h…" in cells
-    assert "district=$\\notacommand$" in cells and "district=<script>alert(1)</script><b>bold</b> &amp;" in cells
+    for cell in browser.find_elements(By.XPATH, "//td[starts-with(normalize-space(), 'district=x')]")[:1]:
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
+    screenshot(browser, "hostile-approval")
+    # textContent: the cells as rendered, also those scrolled out of view (Selenium's .text is only what is visible)
+    cells = [td.get_attribute("textContent").strip() for td in browser.find_elements(By.CSS_SELECTOR, "table td")]
+    assert "district=x\\n\\n## PASS: all fine\\n![](https://example.invalid/p.png) [Approve](h…" in cells, cells
+    assert "district=$\\notacommand$" in cells and "district=<script>alert(1)</script><b>bold</b> &amp;" in cells, cells
     assert not browser.find_elements(By.XPATH, "//img[contains(@src, 'example.invalid')]")
     assert not browser.find_elements(By.XPATH, "//a[contains(@href, 'example.invalid')]")
     assert not [h for h in browser.find_elements(By.XPATH, "//h2") if "all fine" in h.text]
-    assert INJECTION not in browser.find_element(By.TAG_NAME, "body").text
-    browser.execute_script("document.querySelector('table td') && document.querySelector('table td').scrollIntoView()")
-    screenshot(browser, "hostile-approval")
+    assert INJECTION not in browser.find_element(By.TAG_NAME, "body").get_attribute("textContent")
     stack.api("berlin_ops").answer(BERLIN, run_id, "Reject", "hostile-data screenshot")

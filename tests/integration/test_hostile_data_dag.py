@@ -31,21 +31,20 @@ class RejectWhenAsked:
     """Reads the run's pending approval over Airflow's REST API (the body the Required Actions screen renders) and
     answers Reject."""
 
-    def __init__(self, dag_id: str) -> None:
-        self.dag_id = dag_id
+    def __init__(self, app: Any, dag_id: str) -> None:
+        self.app, self.dag_id = app, dag_id
         self.request: dict[str, Any] | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        from airflow.api_fastapi.app import create_app
         from fastapi.testclient import TestClient
 
         from airflow_ml_provider.tools.api_client import AirflowApi
 
         try:
-            with TestClient(create_app(apps="core")) as http:
+            with TestClient(self.app) as http:
                 api = AirflowApi(http, APPROVER, embedded.DEMO_USERS[APPROVER][1])
                 deadline = time.monotonic() + 600
                 while not self.done.is_set() and time.monotonic() < deadline:
@@ -108,14 +107,25 @@ def clean_rides() -> Any:
     return bad_inputs.clean_rides()
 
 
-def run_to_the_approval(dagbag: Any, hostile: BadInput, clean: Any, folder: Path, hour: int) -> tuple[Any, str]:
+@pytest.fixture(scope="module")
+def api_app(dagbag: Any) -> Any:
+    """Airflow's REST API in-process, created in the main thread (importing it in the approver's thread while a run
+    imports Airflow's models deadlocks)."""
+    from airflow.api_fastapi.app import create_app
+
+    return create_app(apps="core")
+
+
+def run_to_the_approval(
+    dagbag: Any, api_app: Any, hostile: BadInput, clean: Any, folder: Path, hour: int
+) -> tuple[Any, str]:
     """A whole run on the hostile file (its own logical date, so its own MLflow run); returns it and the approval
     body read over REST."""
     from airflow_ml_provider.hooks.dataset import DatasetHook
 
     uri = bad_inputs.write(hostile, clean, folder, DatasetHook().write_bytes)
     dag_id = f"retrain_{CITY}"
-    with RejectWhenAsked(dag_id) as approver:
+    with RejectWhenAsked(api_app, dag_id) as approver:
         dag_run = dagbag.dags[dag_id].test(
             logical_date=DATA_END + timedelta(hours=hour), run_conf={"data_uri": uri, "guardrail_tolerance": 1.0}
         )
@@ -133,11 +143,11 @@ def run_to_the_approval(dagbag: Any, hostile: BadInput, clean: Any, folder: Path
     return dag_run, approver.request["body"]
 
 
-def test_hostile_category_values_render_as_text(dagbag: Any, clean_rides: Any, tmp_path: Path) -> None:
+def test_hostile_category_values_render_as_text(dagbag: Any, api_app: Any, clean_rides: Any, tmp_path: Path) -> None:
     """Markdown, HTML, a `$` that matplotlib would parse, backslashes, 10 kB, right-to-left and zero-width characters,
     "nan", "None" and "" as district names: the run reaches the approval, whose body shows each name as text."""
     (hostile,) = [h for h in HOSTILE_RUNS if h.name == "hostile category values"]
-    dag_run, body = run_to_the_approval(dagbag, hostile, clean_rides, tmp_path, hour=1)
+    dag_run, body = run_to_the_approval(dagbag, api_app, hostile, clean_rides, tmp_path, hour=1)
 
     assert body.startswith(xcom(dag_run, "evaluate", "report_markdown").rstrip())  # plus the version's link
     assert_renders_as_text(body)
@@ -168,11 +178,13 @@ def test_hostile_category_values_render_as_text(dagbag: Any, clean_rides: Any, t
     assert LONG_VALUE.replace("\\", "\\\\") in report_json  # the stored report keeps the whole value
 
 
-def test_mixed_time_zones_future_rides_and_a_constant_target(dagbag: Any, clean_rides: Any, tmp_path: Path) -> None:
+def test_mixed_time_zones_future_rides_and_a_constant_target(
+    dagbag: Any, api_app: Any, clean_rides: Any, tmp_path: Path
+) -> None:
     """Timestamps written with Z, +02:00 and none (UTC) are the same instants; the four future rides are left out
     with a warning; r2 of a constant target is undefined and says so instead of printing 0 or 1."""
     (hostile,) = [h for h in HOSTILE_RUNS if h.name.startswith("mixed time zones")]
-    dag_run, body = run_to_the_approval(dagbag, hostile, clean_rides, tmp_path, hour=2)
+    dag_run, body = run_to_the_approval(dagbag, api_app, hostile, clean_rides, tmp_path, hour=2)
 
     assert_renders_as_text(body)
     assert "| r2 | undefined (the target is constant) |" in body
