@@ -12,9 +12,12 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 
+# Values of DECISION_TAG. A version is decided once per approval request; SUPERSEDED marks a version whose DAG run
+# was re-run and registered other bits, so it is no candidate any more.
 APPROVED = "approved"
 REJECTED = "rejected"
 BLOCKED = "blocked"
+SUPERSEDED = "superseded"
 
 TAG_PREFIX = "airflow_ml."
 DECISION_TAG = TAG_PREFIX + "decision"
@@ -30,6 +33,15 @@ ROLLED_BACK_AT_TAG = TAG_PREFIX + "rolled_back_at"
 VERDICT_TAG = TAG_PREFIX + "guardrail_verdict"
 EVALUATED_AGAINST_TAG = TAG_PREFIX + "evaluated_against_champion"
 CODE_COMMIT_TAG = TAG_PREFIX + "code_commit"
+# A candidate is its bits: the sha256 of the pickle ``train`` wrote and ``evaluate`` scored, and the sha256 of the
+# model file (``model.pkl``) as MLflow stored it for this version. ``promote`` checks both before moving champion.
+MODEL_SHA_TAG = TAG_PREFIX + "model_sha256"
+MODEL_ARTIFACT_SHA_TAG = TAG_PREFIX + "model_artifact_sha256"
+# On a superseded version: the version of the same DAG run that replaced it.
+SUPERSEDED_BY_TAG = TAG_PREFIX + "superseded_by"
+# Tags of the Airflow DAG run that registered a version (also on its MLflow runs).
+DAG_ID_TAG = "airflow.dag_id"
+DAG_RUN_TAG = "airflow.dag_run_id"
 
 
 class StaleChampionError(RuntimeError):

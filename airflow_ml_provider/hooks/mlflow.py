@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.registry import DAG_ID_TAG, DAG_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-
-DAG_RUN_TAG = "airflow.dag_run_id"
-DAG_ID_TAG = "airflow.dag_id"
 
 
 @dataclass(frozen=True)

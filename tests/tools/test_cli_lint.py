@@ -11,7 +11,7 @@ import pytest
 
 from airflow_ml_provider.tools.cli import main
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_ml_provider.config import ConfigError, deep_merge, json_schema, load_all, load_city_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "dags" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
 
 
 @pytest.fixture
