@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import sys
+import textwrap
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -66,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser(
         "run",
         help="run a city's retraining DAG on the embedded default, step by step",
-        description="Run retrain_CITY once with real Airflow and MLflow under .airflow-ml/ (no servers) and tell "
-        "each step's outcome, the guardrail verdict and where the report is. Without --approve-as/--reject-as the "
-        "run stops at its approval; the same command with --approve-as USER answers that waiting run.",
+        description=textwrap.fill(
+            "Run retrain_CITY once with real Airflow and MLflow under .airflow-ml/ (no servers) and tell each step's "
+            "outcome, the guardrail verdict and where the report is. Without --approve-as/--reject-as the run stops "
+            "at its approval; the same command with --approve-as USER answers that waiting run and finishes it.",
+            100,
+        ),
         epilog="exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

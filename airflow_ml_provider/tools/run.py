@@ -148,11 +148,9 @@ def _tell(say: Any, config: CityConfig, outcome: runner.Outcome) -> None:
     if outcome.waiting and outcome.answered.startswith("waiting"):
         approver = config.approval.approvers[0]
         say(
-            f"The run waits at its approval. Answer it as one of {config.approval.approvers}:\n"
+            f"The run waits at its approval. Answer it as one of {config.approval.approvers} (password: the name):\n"
             f"  airflow-ml run {config.city} --approve-as {approver}   (or --reject-as {approver}): answers this "
-            "waiting run and finishes it\n"
-            f"  or in the Airflow UI of `airflow-ml standalone` (log in as {approver}/{approver}, "
-            "Browse > Required Actions)"
+            "waiting run and finishes it, without retraining"
         )
 
 
