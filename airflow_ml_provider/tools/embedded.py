@@ -27,7 +27,9 @@ MLFLOW_PORT = 5000
 POOL_SLOTS = 2  # train/evaluate at once on one machine: its 2 cores
 
 
-def environment(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
+def environment(
+    root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None, api_port: int = API_PORT
+) -> dict[str, str]:
     """Environment variables that point Airflow and MLflow at ``root`` (absolute paths, SQLite)."""
     root = root.resolve()
     users = users or DEMO_USERS
@@ -40,7 +42,8 @@ def environment(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]]
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "airflow" / "passwords.json"),
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{API_PORT}",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
+        "AIRFLOW__API__PORT": str(api_port),
         # A stable local secret of the length PyJWT recommends for HS512 (Airflow generates a short one otherwise).
         "AIRFLOW__API_AUTH__JWT_SECRET": hashlib.sha512(str(root).encode()).hexdigest(),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root / 'airflow' / 'airflow.db'}",
@@ -52,9 +55,11 @@ def environment(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]]
     }
 
 
-def apply(root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None) -> dict[str, str]:
+def apply(
+    root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None, api_port: int = API_PORT
+) -> dict[str, str]:
     """Set the environment in this process and write the simple auth manager's password file."""
-    env = environment(root, dags_folder, users)
+    env = environment(root, dags_folder, users, api_port)
     os.environ.update(env)
     airflow_home = Path(env["AIRFLOW_HOME"])
     airflow_home.mkdir(parents=True, exist_ok=True)
