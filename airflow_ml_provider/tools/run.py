@@ -50,9 +50,7 @@ def run_command(project_root: Path, request: RunRequest) -> int:
             f"{config.approval.approvers}); Airflow would refuse the answer"
         )
         return ERROR
-    users = runner.users_with_approvers(configs)
-    embedded.apply(root, dags_folder, users)
-    passwords = {user: password for user, (_, password) in users.items()}
+    embedded.apply(root, dags_folder, embedded.demo_users(configs.values()))
     try:
         logical_date = request.logical_date or default_logical_date(config)
     except ValueError as exc:
@@ -64,7 +62,7 @@ def run_command(project_root: Path, request: RunRequest) -> int:
         flush=True,
     )
     with runner.logs_to(log_path) as console:
-        return _run(console, dags_folder, config, logical_date, request, passwords)
+        return _run(console, dags_folder, config, logical_date, request)
 
 
 def default_logical_date(config: CityConfig) -> datetime:
@@ -89,7 +87,6 @@ def _run(
     config: CityConfig,
     logical_date: datetime,
     request: RunRequest,
-    passwords: dict[str, str],
 ) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -101,7 +98,7 @@ def _run(
         for error in bag.import_errors.values():
             say(f"DAG import error: {error}")
         return ERROR
-    approvers = ", ".join(f"{a}/{passwords[a]}" for a in config.approval.approvers)
+    approvers = ", ".join(f"{a}/{embedded.password(a)}" for a in config.approval.approvers)
     say(
         f"{config.retrain_dag_id}: data {config.data_uri}, logical date {logical_date:%Y-%m-%d %H:%M} UTC "
         f"(windows end there); approvers (local accounts): {approvers}"
@@ -111,9 +108,9 @@ def _run(
     waiting = runner.waiting_run(config.retrain_dag_id, logical_date) if request.answer else None
     if waiting is not None and request.answer is not None:
         say(f"  the run {waiting.run_id} waits at its approval: answering it instead of retraining")
-        outcome = runner.answer_and_finish(runner.api_app(), dag, config, waiting, request.answer, passwords)
+        outcome = runner.answer_and_finish(runner.api_app(), dag, config, waiting, request.answer)
     else:
-        outcome = runner.run_city(runner.api_app(), dag, config, logical_date, conf, request.answer, passwords)
+        outcome = runner.run_city(runner.api_app(), dag, config, logical_date, conf, request.answer)
     _tell(say, config, outcome)
     return _exit_code(outcome, request.answer)
 

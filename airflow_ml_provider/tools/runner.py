@@ -25,7 +25,6 @@ from airflow_ml_provider.tools import embedded
 APPROVAL_WAIT_SECONDS = 600
 APPROVE, REJECT = "Approve", "Reject"
 WAITING_STATES = ("awaiting_input", "deferred")  # an approval task that waits for its answer
-LISTENER = "admin"  # the account that watches for pending approvals (any user may list them)
 
 
 @dataclass
@@ -93,11 +92,10 @@ def run_city(
     logical_date: datetime,
     conf: dict[str, Any],
     answer: Answer | None,
-    passwords: dict[str, str],
 ) -> Outcome:
     """One run of the city's retraining DAG. With ``answer`` its approval is answered as that user when asked;
     without, the run stops when the approval is asked and stays waiting for an answer in the metadata DB."""
-    watcher = _watch_approval(app, config.retrain_dag_id, logical_date, answer, passwords)
+    watcher = _watch_approval(app, config.retrain_dag_id, logical_date, answer)
     try:
         dag_run = dag.test(logical_date=logical_date, run_conf=conf)
     except KeyboardInterrupt:
@@ -121,9 +119,7 @@ class _Watcher:
     result: str = ""
 
 
-def _watch_approval(
-    app: Any, dag_id: str, logical_date: datetime, answer: Answer | None, passwords: dict[str, str]
-) -> _Watcher:
+def _watch_approval(app: Any, dag_id: str, logical_date: datetime, answer: Answer | None) -> _Watcher:
     """In the background, wait for the run's approval request; answer it through the REST API as ``answer.user``, or
     (no answer) interrupt ``dag.test()``, which would otherwise wait for an answer for as long as the approval lasts."""
     from fastapi.testclient import TestClient
@@ -134,7 +130,7 @@ def _watch_approval(
 
     def watch() -> None:
         with TestClient(app) as http:
-            listener = AirflowApi(http, LISTENER, passwords[LISTENER])
+            listener = AirflowApi(http, embedded.ADMIN, embedded.password(embedded.ADMIN))
             deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
             while not watcher.stop.is_set() and time.monotonic() < deadline:
                 pending = [p for p in listener.pending_approvals(dag_id) if _of_run(p, dag_id, logical_date)]
@@ -150,7 +146,7 @@ def _watch_approval(
                     return
                 run_id = request["task_instance"]["dag_run_id"]
                 try:
-                    api = AirflowApi(http, answer.user, passwords.get(answer.user, ""))
+                    api = AirflowApi(http, answer.user, embedded.password(answer.user))
                     api.answer(dag_id, run_id, answer.option, reason=answer.reason)
                 except AirflowApiError as exc:
                     watcher.result = f"{answer.option} as '{answer.user}' refused: {exc}"
@@ -199,9 +195,7 @@ def waiting_run(dag_id: str, logical_date: datetime) -> Any:
         return run
 
 
-def answer_and_finish(
-    app: Any, dag: Any, config: CityConfig, dag_run: Any, answer: Answer, passwords: dict[str, str]
-) -> Outcome:
+def answer_and_finish(app: Any, dag: Any, config: CityConfig, dag_run: Any, answer: Answer) -> Outcome:
     """Answer a run waiting at its approval through the REST API as ``answer.user``, then run its remaining tasks
     here, as ``dag.test()`` would have had it kept waiting."""
     from fastapi.testclient import TestClient
@@ -213,7 +207,7 @@ def answer_and_finish(
     if _approve_state(dag_run) in WAITING_STATES:
         with TestClient(app) as http:
             try:
-                api = AirflowApi(http, answer.user, passwords.get(answer.user, ""))
+                api = AirflowApi(http, answer.user, embedded.password(answer.user))
                 api.answer(dag.dag_id, dag_run.run_id, answer.option, reason=answer.reason)
             except AirflowApiError as exc:
                 outcome = outcome_of(config, dag_run)
@@ -336,13 +330,3 @@ def xcom(dag_run: Any, task_id: str, key: str) -> Any:
 
 def say(out: TextIO, tool: str, message: str) -> None:
     print(f"[airflow-ml {tool}] {message}", file=out, flush=True)
-
-
-def users_with_approvers(configs: dict[str, CityConfig]) -> dict[str, tuple[str, str]]:
-    """The demo accounts plus one for every approver a config names (role user, password = name), so every city's
-    approval can be answered locally."""
-    users = dict(embedded.DEMO_USERS)
-    for config in configs.values():
-        for approver in config.approval.approvers:
-            users.setdefault(approver, ("user", approver))
-    return users
