@@ -218,6 +218,50 @@ class DatasetHook(BaseHook):
             raise DatasetError(f"{uri}: cannot write to S3 with connection {self.aws_conn_id!r}: {exc}") from exc
         self.log.info("Wrote %d bytes to %s", len(data), uri)
 
+    def write_new(self, uri: str, data: bytes) -> None:
+        """Create a file or object that must not exist yet; ``FileExistsError`` when it does (nothing is replaced).
+
+        Append-only records (the promotion ledger) rely on it: of two writers racing for one name, one wins and the
+        other learns it. S3 makes this atomic with a conditional write (``If-None-Match: *``)."""
+        if not _is_s3(uri):
+            path = Path(uri)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("xb") as handle:
+                    handle.write(data)
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                raise DatasetError(
+                    f"{uri}: cannot write the file: {exc.strerror}; check the path and its permissions"
+                ) from exc
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = _split_s3(uri)
+        try:
+            self._s3.get_conn().put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise FileExistsError(uri) from None
+            raise self._s3_error(uri, exc) from exc
+        except BotoCoreError as exc:
+            raise DatasetError(f"{uri}: cannot write to S3 with connection {self.aws_conn_id!r}: {exc}") from exc
+
+    def list_uris(self, prefix_uri: str) -> list[str]:
+        """URIs of every file under a local folder or S3 prefix, sorted; empty when there is none (or no folder)."""
+        if not _is_s3(prefix_uri):
+            folder = Path(prefix_uri)
+            return sorted(str(p) for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+        from botocore.exceptions import ClientError
+
+        bucket, prefix = _split_s3(prefix_uri)
+        try:
+            keys = self._s3.list_keys(bucket_name=bucket, prefix=prefix) or []
+        except ClientError as exc:
+            raise self._s3_error(prefix_uri, exc) from exc
+        return sorted(f"s3://{bucket}/{key}" for key in keys if not key.endswith("/"))
+
     def exists(self, uri: str) -> bool:
         """Whether a file (or, for a URI ending in /, anything under the folder or prefix) exists."""
         if not _is_s3(uri):
@@ -240,16 +284,10 @@ class DatasetHook(BaseHook):
         """URIs of every file under a local folder or an S3 prefix, sorted."""
         if not _is_s3(uri):
             return sorted(str(p) for p in Path(uri).rglob("*") if p.is_file())
-        from botocore.exceptions import ClientError
-
-        bucket, prefix = _split_s3(uri)
-        try:
-            keys = self._s3.list_keys(bucket_name=bucket, prefix=prefix)
-        except ClientError as exc:
-            raise self._s3_error(uri, exc) from exc
-        if not keys:
+        uris = self.list_uris(uri)
+        if not uris:
             raise DatasetError(f"{uri}: no objects under this prefix; check data.uri and that the upstream export ran")
-        return sorted(f"s3://{bucket}/{key}" for key in keys if not key.endswith("/"))
+        return uris
 
     @cached_property
     def _s3(self) -> S3Hook:

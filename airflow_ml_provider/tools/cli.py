@@ -58,6 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     rollback.add_argument("--force", action="store_true", help="allow a version that was never approved")
     rollback.add_argument("--config-dir", type=Path)
 
+    history = commands.add_parser("history", help="a city's promotion ledger: timeline, champion at a time, verify")
+    history.add_argument("city")
+    history.add_argument("--at", help="who was champion at this ISO date or timestamp (naive = UTC)")
+    history.add_argument(
+        "--verify", action="store_true", help="check the hash chain and the registry's champion; exit 1 on a problem"
+    )
+    history.add_argument("--config-dir", type=Path)
+
     args = parser.parse_args(argv)
     handler = {
         "lint": _lint,
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "standalone": _standalone,
         "status": _status,
         "rollback": _rollback,
+        "history": _history,
     }[args.command]
     return handler(args)
 
@@ -164,6 +173,23 @@ def _rollback(args: argparse.Namespace) -> int:
         return 1
     print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} (by {args.by}: {args.reason})")
     return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from airflow_ml_provider.config import ConfigError, load_city_config
+    from airflow_ml_provider.core.ledger import parse_when
+    from airflow_ml_provider.tools.history import history
+
+    try:
+        config = load_city_config(args.city, args.config_dir)
+        at = parse_when(args.at) if args.at else None
+    except (ConfigError, ValueError) as exc:
+        print(exc)
+        return 1
+    _use_embedded_store_if_unconfigured()
+    text, code = history(config, at=at, verify=args.verify)
+    print(text)
+    return code
 
 
 if __name__ == "__main__":

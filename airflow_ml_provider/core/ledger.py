@@ -1,0 +1,278 @@
+"""The promotion ledger: every move of a city's ``champion`` (and every rejection) as an append-only, hash-chained
+event, because MLflow aliases keep no history and version tags keep only the last decision.
+
+One object per event under ``<storage.base_uri>/<city>/_ledger/``, named by its sequence number
+(``0000000001.json``, ...), so appending never rewrites anything. Each event carries the sha256 of the previous
+event's stored bytes: changing, removing or reordering an event breaks the chain at that event. An event is created
+only if its name is still free (exclusive create); two writers racing for the same sequence number cannot both win,
+and the loser re-reads the chain and appends after the winner instead of forking it.
+
+Airflow- and MLflow-free: the store is anything with ``list_uris``, ``read_bytes`` and ``write_new`` (``DatasetHook``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from typing import Protocol
+
+PROMOTE = "promote"
+REJECT = "reject"
+ROLLBACK = "rollback"
+TIMEOUT = "timeout"
+KINDS = (PROMOTE, REJECT, ROLLBACK, TIMEOUT)
+
+GENESIS = "0" * 64  # the "previous event" of the first one
+FOLDER = "_ledger"
+_NAME = re.compile(r"^(\d{10})\.json$")
+APPEND_ATTEMPTS = 10
+
+
+class LedgerError(RuntimeError):
+    """The ledger cannot be read or appended to; the message says which event and what to do."""
+
+
+class LedgerStore(Protocol):
+    def list_uris(self, prefix_uri: str) -> list[str]: ...
+    def read_bytes(self, uri: str) -> bytes: ...
+    def write_new(self, uri: str, data: bytes) -> None:
+        """Create the object; raise ``FileExistsError`` when it exists already (never replace it)."""
+
+
+@dataclass(frozen=True)
+class LedgerEvent:
+    """One decision about a city's model. ``from_version`` -> ``to_version`` is the champion before and after
+    (equal for a rejection or a timeout); ``version`` is the version decided on."""
+
+    sequence: int
+    kind: str
+    city: str
+    model_name: str
+    version: str
+    from_version: str | None
+    to_version: str | None
+    who: str
+    at: str
+    why: str
+    report_sha256: str | None
+    model_sha256: str | None
+    dag_id: str | None
+    dag_run_id: str | None
+    previous_sha256: str
+
+    def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, no whitespace, UTF-8; the bytes that are stored and hashed."""
+        return canonical_json(asdict(self))
+
+    @property
+    def name(self) -> str:
+        return f"{self.sequence:010d}.json"
+
+    @property
+    def at_datetime(self) -> datetime:
+        return _parse_time(self.at)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, where: str) -> LedgerEvent:
+        try:
+            raw = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LedgerError(f"{where}: not a JSON ledger event ({exc})") from None
+        expected = {f.name for f in fields(cls)}
+        if not isinstance(raw, dict) or set(raw) != expected:
+            found = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+            raise LedgerError(f"{where}: not a ledger event (fields {found}, expected {sorted(expected)})")
+        if raw["kind"] not in KINDS:
+            raise LedgerError(f"{where}: unknown event kind {raw['kind']!r}; one of {list(KINDS)}")
+        return cls(**raw)
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def ledger_uri(base_uri: str, city: str) -> str:
+    """The folder (local) or prefix (S3) holding a city's events, beside its runs under ``storage.base_uri``."""
+    return f"{base_uri.rstrip('/')}/{city}/{FOLDER}/"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as read back: its object URI and the exact bytes, which the next event's hash covers."""
+
+    uri: str
+    data: bytes
+    event: LedgerEvent | None  # None when the bytes do not parse (verification names it)
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """The first event at which the chain does not hold."""
+
+    uri: str
+    sequence: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.message}"
+
+
+def verify(stored: Sequence[StoredEvent]) -> ChainProblem | None:
+    """The first broken event (by name order), or None when every event parses, the sequence numbers run 1, 2, ...
+    without gaps and each event's ``previous_sha256`` is the sha256 of the event before it.
+
+    An event whose bytes were changed is named by the link that no longer holds: the event after it recorded
+    another hash. The last event has no successor; compare it with the registry (``champion_mismatch``)."""
+    previous_sha = GENESIS
+    for position, item in enumerate(stored, start=1):
+        if item.event is None:
+            return ChainProblem(item.uri, position, item.problem or "unreadable event")
+        event = item.event
+        if event.sequence != position:
+            what = "missing (deleted?)" if event.sequence > position else "repeated"
+            return ChainProblem(item.uri, event.sequence, f"event {position} is {what}: found {event.sequence} here")
+        if not item.uri.endswith("/" + event.name):
+            return ChainProblem(item.uri, event.sequence, f"says it is event {event.sequence} ({event.name})")
+        if event.previous_sha256 != previous_sha:
+            before = stored[position - 2].uri if position > 1 else "(start)"
+            return ChainProblem(
+                before,
+                position - 1,
+                f"changed after it was written: its sha256 is {previous_sha}, but event {position} "
+                f"({item.uri}) recorded {event.previous_sha256}",
+            )
+        previous_sha = sha256_hex(item.data)
+    return None
+
+
+def champion_at(events: Sequence[LedgerEvent], when: datetime) -> LedgerEvent | None:
+    """The event that put the champion of ``when`` in place (a promotion or rollback at or before it)."""
+    found = None
+    for event in events:
+        if event.at_datetime > when:
+            break
+        if event.kind in (PROMOTE, ROLLBACK):
+            found = event
+    return found
+
+
+class Ledger:
+    """A city's chain of events in a store (``DatasetHook``): read it, verify it, append to it."""
+
+    def __init__(self, store: LedgerStore, base_uri: str, city: str) -> None:
+        self.store = store
+        self.city = city
+        self.uri = ledger_uri(base_uri, city)
+
+    def read(self) -> list[StoredEvent]:
+        """Every event object in name order, parsed where possible (verification reports the others)."""
+        stored = []
+        for uri in sorted(u for u in self.store.list_uris(self.uri) if u.endswith(".json")):
+            data = self.store.read_bytes(uri)
+            try:
+                stored.append(StoredEvent(uri, data, LedgerEvent.from_bytes(data, uri)))
+            except LedgerError as exc:
+                stored.append(StoredEvent(uri, data, None, str(exc)))
+        return stored
+
+    def events(self) -> list[LedgerEvent]:
+        return [item.event for item in self.read() if item.event is not None]
+
+    def append(
+        self,
+        *,
+        kind: str,
+        model_name: str,
+        version: str,
+        from_version: str | None,
+        to_version: str | None,
+        who: str,
+        why: str,
+        report_sha256: str | None = None,
+        model_sha256: str | None = None,
+        dag_id: str | None = None,
+        dag_run_id: str | None = None,
+        at: datetime | None = None,
+    ) -> LedgerEvent:
+        """Append one event after the current last one. Refuses to extend a broken chain (it would hide the break);
+        when another writer takes the sequence number first, re-reads and appends after it."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown ledger event kind {kind!r}; one of {list(KINDS)}")
+        when = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat()
+        for _ in range(APPEND_ATTEMPTS):
+            stored = self.read()
+            problem = verify(stored)
+            if problem is not None:
+                raise LedgerError(
+                    f"the promotion ledger of {self.city} is broken, nothing appended: {problem}. "
+                    "Investigate (airflow-ml history --verify) before moving the champion's history on"
+                )
+            last = stored[-1] if stored else None
+            event = LedgerEvent(
+                sequence=(last.event.sequence + 1) if last and last.event else 1,
+                kind=kind,
+                city=self.city,
+                model_name=model_name,
+                version=str(version),
+                from_version=None if from_version is None else str(from_version),
+                to_version=None if to_version is None else str(to_version),
+                who=who,
+                at=when,
+                why=why,
+                report_sha256=report_sha256,
+                model_sha256=model_sha256,
+                dag_id=dag_id,
+                dag_run_id=dag_run_id,
+                previous_sha256=sha256_hex(last.data) if last else GENESIS,
+            )
+            try:
+                self.store.write_new(self.uri + event.name, event.to_bytes())
+            except FileExistsError:
+                continue  # another writer appended event N first: chain after it
+            return event
+        raise LedgerError(
+            f"{self.uri}: could not append after {APPEND_ATTEMPTS} attempts; other writers keep taking the next "
+            "sequence number"
+        )
+
+
+def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | None) -> str | None:
+    """Why the ledger's last champion differs from the registry's ``champion`` alias, or None when they agree
+    (an alias moved outside the provider, or the last event was removed)."""
+    moves = [e for e in events if e.kind in (PROMOTE, ROLLBACK)]
+    if not moves:
+        return None  # nothing recorded yet: a champion from before the ledger
+    recorded = moves[-1].to_version
+    if recorded != champion_version:
+        return (
+            f"the ledger's last champion is v{recorded} (event {moves[-1].sequence}) but the registry's champion "
+            f"alias points at {'v' + champion_version if champion_version else 'nothing'}"
+        )
+    return None
+
+
+def _parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def parse_when(text: str) -> datetime:
+    """A user's ``--at``: an ISO date or timestamp; naive means UTC; a bare date means the end of that day."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--at {text!r}: not an ISO date or timestamp (e.g. 2026-03-03 or 2026-03-03T14:00Z)"
+        ) from None
+    if len(text) == 10:  # a date: who was champion on that day, at its end
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
