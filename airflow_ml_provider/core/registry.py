@@ -303,6 +303,8 @@ def plan_rollback(
     nobody decided on only when forced; a version newer than the champion (a promotion in disguise) only when an
     approver of the city runs it."""
     decision = target_tags.get(DECISION_TAG)
+    if SUPERSEDED_BY_TAG in target_tags:
+        decision = SUPERSEDED  # whatever was recorded after: its DAG run registered other bits in its place
     if decision in (REJECTED, BLOCKED, SUPERSEDED):
         by = f" by {target_tags[DECIDED_BY_TAG]}" if decision == REJECTED and DECIDED_BY_TAG in target_tags else ""
         raise RollbackRefused(

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -30,6 +31,14 @@ if TYPE_CHECKING:
 PARENT_RUN_TAG = "mlflow.parentRunId"
 TRY_NUMBER_TAG = "airflow.try_number"
 MODEL_FILE = "model.pkl"  # the sklearn flavour's file, with serialization_format="pickle"
+
+
+def serving_requirements() -> list[str]:
+    """The pinned libraries the pipeline needs to load and predict. Given explicitly, MLflow skips inferring them
+    (a subprocess that loads the model: tens of seconds per registration on a small worker)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "numpy", "scipy")]
 
 
 def is_absent(exc: BaseException) -> bool:
@@ -167,8 +176,6 @@ class MlflowHook(BaseHook):
         self.client.log_dict(run_id, data, artifact_file)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, os.path.basename(artifact_file))
             with open(path, "wb") as handle:
@@ -240,15 +247,15 @@ class MlflowHook(BaseHook):
 
     def artifact_sha256(self, model_name: str, version: str) -> str:
         """The sha256 of the model file MLflow serves for this version."""
+        return self._file_sha256(f"models:/{model_name}/{version}/{MODEL_FILE}")
+
+    def _file_sha256(self, artifact_uri: str) -> str:
         import mlflow.artifacts
 
         self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
         with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{model_name}/{version}/{MODEL_FILE}", dst_path=tmp
-            )
-            with open(path, "rb") as handle:
-                return hashlib.sha256(handle.read()).hexdigest()
+            path = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp)
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
     def versions(self, model_name: str) -> list[VersionInfo]:
         """Every version of the model, newest first (none when the model does not exist yet)."""
@@ -326,12 +333,15 @@ class MlflowHook(BaseHook):
         signature = infer_signature(input_example, model.predict(input_example))
         with mlflow.start_run(run_id=run_id):
             info = mlflow.sklearn.log_model(
-                model, name="model", signature=signature, input_example=input_example, serialization_format="pickle"
+                model,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                serialization_format="pickle",
+                pip_requirements=serving_requirements(),
             )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=f"{info.model_uri}/{MODEL_FILE}", dst_path=tmp)
-            with open(path, "rb") as handle:
-                artifact_sha256 = hashlib.sha256(handle.read()).hexdigest()
+        location = self.client.get_logged_model(info.model_id).artifact_location
+        artifact_sha256 = self._file_sha256(f"{location.rstrip('/')}/{MODEL_FILE}")
         try:
             self.client.create_registered_model(model_name)
         except MlflowException as exc:

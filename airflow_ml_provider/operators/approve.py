@@ -48,8 +48,7 @@ class CityApprovalOperator(ApprovalOperator):
         approval = config.approval
         kwargs.pop("params", None)  # the DAG's trigger params: not part of the approval form (see approval_form)
         super().__init__(
-            subject=f"Promote {config.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} "
-            f"for {config.city}?",
+            subject=f"Promote {config.model_name} for {config.city}?",  # names the version once it is known
             body=body,
             defaults="Reject",
             response_timeout=timedelta(hours=approval.timeout_hours),
@@ -70,6 +69,7 @@ class CityApprovalOperator(ApprovalOperator):
                 f"guardrails failed and {self.config.city} blocks on failure: nothing to approve, nothing promoted"
             )
         self.params = approval_form(guardrails_failed=registered.verdict != "pass")
+        self.subject = f"Promote {registered.model_name} v{registered.version} for {self.config.city}?"
         if registered.version_url:  # the version exists only now: evaluate's report cannot link it
             self.body = with_link(
                 self.body, f"MLflow model version {registered.model_name} v{registered.version}", registered.version_url

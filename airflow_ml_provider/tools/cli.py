@@ -166,7 +166,12 @@ def _rollback(args: argparse.Namespace) -> int:
     _use_embedded_store_if_unconfigured()
     try:
         plan = MlflowHook().rollback(
-            config.model_name, to_version=args.to_version, decided_by=args.by, reason=args.reason, force=args.force
+            config.model_name,
+            to_version=args.to_version,
+            decided_by=args.by,
+            reason=args.reason,
+            force=args.force,
+            approvers=config.approval.approvers,
         )
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")
