@@ -85,6 +85,7 @@ def mocked_s3() -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Fast tests first, then those that run Airflow/MLflow for real, then servers, then the Celery stack."""
-    order = {"slow": 1, "e2e": 2, "stack": 3}
+    """Fast tests first, then those that run Airflow/MLflow for real, then the fault injection, then servers, then the
+    Celery stack."""
+    order = {"slow": 1, "faults": 2, "e2e": 3, "stack": 4}
     items.sort(key=lambda item: max((order[m.name] for m in item.iter_markers() if m.name in order), default=0))

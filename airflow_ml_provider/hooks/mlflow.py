@@ -28,6 +28,7 @@ from airflow_ml_provider.core.registry import DAG_ID_TAG, DAG_RUN_TAG
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+SEARCH_PAGE_SIZE = 1000
 PARENT_RUN_TAG = "mlflow.parentRunId"
 TRY_NUMBER_TAG = "airflow.try_number"
 MODEL_FILE = "model.pkl"  # the sklearn flavour's file, with serialization_format="pickle"
@@ -457,6 +458,23 @@ class MlflowHook(BaseHook):
             },
         )
         return plan
+
+    def versions_by_model(self, model_names: set[str]) -> dict[str, list[VersionInfo]]:
+        """Every version of the given models, newest first, from one paged search of the registry (the fleet page
+        reads hundreds of models: one call per model would take minutes)."""
+        found: dict[str, list[VersionInfo]] = {name: [] for name in model_names}
+        token = None
+        while True:
+            page = self.client.search_model_versions(max_results=SEARCH_PAGE_SIZE, page_token=token)
+            for mv in page:
+                if mv.name in found:
+                    found[mv.name].append(VersionInfo.of(mv))
+            token = page.token
+            if not token:
+                break
+        for versions in found.values():
+            versions.sort(key=lambda v: int(v.version), reverse=True)
+        return found
 
     def _drop_challenger(self, model_name: str, version: str) -> None:
         challenger = self.version_by_alias(model_name, registry.CHALLENGER)

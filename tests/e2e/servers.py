@@ -8,16 +8,18 @@ watchdog (``reaper.py``) stops them all when the stack is left or the test proce
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,6 +59,7 @@ class Server:
     name: str
     process: subprocess.Popen
     log: Path
+    args: list[str] = field(default_factory=list)
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -92,9 +95,26 @@ class Stack:
                 start_new_session=True, user=run_as,
             )  # fmt: skip
         self.watch(process.pid)
-        server = Server(name, process, log)
+        server = Server(name, process, log, args)
         self.servers.append(server)
         return server
+
+    def stop(self, server: Server, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        """Stop a server and every process of its session (an outage); ``restart`` brings it back."""
+        self.servers.remove(server)  # stopped on purpose: wait_until must not take it for a crash
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, sig)
+        try:
+            server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(timeout=30)
+
+    def restart(self, server: Server) -> Server:
+        """The stopped server again, same command and ports; the stopped one's log is kept as <name>.<pid>.log."""
+        log = server.log.with_name(f"{server.name}.{server.process.pid}.log")
+        server.log.rename(log)  # keep the stopped process's log beside the new one
+        return self.start(server.name, server.args)
 
     def watch(self, sid: int) -> None:
         """Have the watchdog stop every process of this session at the end."""
@@ -125,12 +145,12 @@ class Stack:
     # ----- Airflow REST ----------------------------------------------------------------------------------------------
 
     def api(self, user: str = "admin") -> AirflowApi:
-        return AirflowApi(self.http, user, embedded.DEMO_USERS[user][1])
+        return AirflowApi(self.http, user, embedded.password(user))
 
     def rest(self, method: str, url: str, user: str = "admin", **kwargs: Any) -> httpx.Response:
         """Any REST route as ``user``, for the routes AirflowApi has no method for."""
         if user not in self._tokens:
-            password = embedded.DEMO_USERS[user][1]
+            password = embedded.password(user)
             response = self.http.post("/auth/token", json={"username": user, "password": password})
             response.raise_for_status()
             self._tokens[user] = response.json()["access_token"]
@@ -312,28 +332,46 @@ def _dags_parsed(stack: Stack, dag_ids: list[str]) -> bool:
     return all(stack.rest("GET", f"/api/v2/dags/{dag_id}").status_code == 200 for dag_id in dag_ids)
 
 
+def write_e2e_dags(root: Path) -> Path:
+    """The end-to-end tests' DAG folder (see write_dags_copy) and the demo data of its trained cities."""
+    dags = write_dags_copy(root)
+    write_demo_data(root)
+    return dags
+
+
+E2E_DAG_IDS = ("retrain_berlin", f"retrain_{TIMEOUT_CITY}", f"retrain_{CRON_CITY}")
+
+
 @contextmanager
-def running_stack() -> Iterator[Stack]:
-    """Airflow and MLflow servers on free loopback ports, with this project's DAGs and demo data.
+def running_stack(
+    write_dags: Callable[[Path], Path] = write_e2e_dags,
+    dag_ids: Sequence[str] = E2E_DAG_IDS,
+    extra_env: dict[str, str] | None = None,
+    scheduler: Sequence[str] = (str(BIN / "airflow"),),
+    artifacts: Path = ARTIFACTS,
+) -> Iterator[Stack]:
+    """Airflow and MLflow servers on free loopback ports, with a DAG folder and data from ``write_dags(root)``
+    (default: this project's DAGs and demo data), ready once ``dag_ids`` are parsed. ``scheduler`` is the command
+    before ``scheduler`` (another interpreter set-up, say); ``extra_env`` is added to every server's environment;
+    the logs are kept under ``artifacts``.
 
     Separate processes rather than ``airflow standalone``: each has its own log, and the scheduler runs with
     ``--skip-serve-logs`` (the log server binds every interface; the api-server reads the local task logs).
     No triggerer: in 3.3 an approval waits in ``awaiting_input``; the API resumes it, the scheduler times it out.
     """
     root = Path(tempfile.mkdtemp(prefix="airflow-ml-e2e-"))
-    reaper = start_watchdog(root, ARTIFACTS)
-    dags = write_dags_copy(root)
+    reaper = start_watchdog(root, artifacts)
+    dags = write_dags(root)
     db_port = free_port()
     env = server_environment(
         root, dags, postgres.url(db_port, "airflow"), api_port=free_port(), mlflow_port=free_port()
     )
+    env.update(extra_env or {})
     stack = Stack(root=root, dags=dags, env=env, reaper=reaper)
     try:
         stack.start("postgres", *postgres.init_cluster(root, db_port))
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True)
-        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(
-            json.dumps({user: password for user, (_, password) in embedded.DEMO_USERS.items()})
-        )
+        embedded.write_passwords(env)
         # MLflow creates its SQLite store while Airflow migrates its own.
         stack.start(
             "mlflow",
@@ -341,13 +379,12 @@ def running_stack() -> Iterator[Stack]:
              "--default-artifact-root", str(root / "mlartifacts"), "--host", "127.0.0.1",
              "--port", env["MLFLOW_TRACKING_URI"].rsplit(":", 1)[1], "--workers", "1"],
         )  # fmt: skip
-        write_demo_data(root)
         stack.wait_until(lambda: _databases_created(db_port), STARTUP_TIMEOUT, "PostgreSQL")
         migrate = stack.start("migrate", [str(BIN / "airflow"), "db", "migrate"])
         if migrate.process.wait(timeout=STARTUP_TIMEOUT) != 0:
             pytest.fail(f"airflow db migrate failed\n{migrate.tail(80)}")
         stack.start("api-server", [str(BIN / "airflow"), "api-server"])
-        stack.start("scheduler", [str(BIN / "airflow"), "scheduler", "--skip-serve-logs"])
+        stack.start("scheduler", [*scheduler, "scheduler", "--skip-serve-logs"])
         stack.start("dag-processor", [str(BIN / "airflow"), "dag-processor"])
 
         stack.wait_until(lambda: _airflow_healthy(stack), STARTUP_TIMEOUT, "Airflow health")
@@ -356,8 +393,7 @@ def running_stack() -> Iterator[Stack]:
         pool = {"name": "ml_training", "slots": 2, "description": "train and evaluate slots shared by every city"}
         created = stack.rest("POST", "/api/v2/pools", json=pool)
         assert created.status_code in (200, 201, 409), created.text
-        wanted = ["retrain_berlin", f"retrain_{TIMEOUT_CITY}", f"retrain_{CRON_CITY}"]
-        stack.wait_until(lambda: _dags_parsed(stack, wanted), STARTUP_TIMEOUT, f"the DAGs {wanted}")
+        stack.wait_until(lambda: _dags_parsed(stack, list(dag_ids)), STARTUP_TIMEOUT, f"the DAGs {list(dag_ids)}")
         yield stack
     finally:
         stack.http.close()

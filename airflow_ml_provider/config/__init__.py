@@ -1,0 +1,88 @@
+"""City configuration: the YAML schema, loading with ``_defaults.yaml`` merged under each city, errors for people.
+
+- ``sections``: one pydantic model per YAML section;
+- ``city``: ``CityConfig``, the whole file, its cross-section checks and its JSON schema;
+- ``loading``: reading the folder, merging the defaults, collecting every problem;
+- ``errors``: ``ConfigError`` and pydantic's errors rewritten as ``<file>: <field>: <what to do>``.
+
+This package is imported while Airflow parses DAG files, so it must stay light: pydantic and PyYAML only.
+"""
+
+from airflow_ml_provider.config.city import (
+    CITY_NAME_PATTERN,
+    CLASSIFICATION_METRICS,
+    CRON_PRESETS,
+    HIGHER_IS_BETTER,
+    REGRESSION_METRICS,
+    CityConfig,
+    json_schema,
+)
+from airflow_ml_provider.config.errors import ConfigError, format_validation_error
+from airflow_ml_provider.config.loading import (
+    CONFIG_DIR_ENV,
+    city_names,
+    config_dir,
+    deep_merge,
+    load_all,
+    load_city_config,
+    load_defaults,
+)
+from airflow_ml_provider.config.sections import (
+    DEFAULTS_FILE,
+    ApprovalConfig,
+    BaselineConfig,
+    BinsConfig,
+    Condition,
+    DataConfig,
+    EvaluationConfig,
+    ExpectationConfig,
+    FeaturesConfig,
+    GuardrailConfig,
+    ModelConfig,
+    NotifierConfig,
+    RegistryConfig,
+    ResourcesConfig,
+    Scalar,
+    SliceConfig,
+    StorageConfig,
+    Tolerance,
+    ValidationConfig,
+)
+
+__all__ = [
+    "CITY_NAME_PATTERN",
+    "CLASSIFICATION_METRICS",
+    "CONFIG_DIR_ENV",
+    "CRON_PRESETS",
+    "DEFAULTS_FILE",
+    "HIGHER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "ApprovalConfig",
+    "BaselineConfig",
+    "BinsConfig",
+    "CityConfig",
+    "Condition",
+    "ConfigError",
+    "DataConfig",
+    "EvaluationConfig",
+    "ExpectationConfig",
+    "FeaturesConfig",
+    "GuardrailConfig",
+    "ModelConfig",
+    "NotifierConfig",
+    "RegistryConfig",
+    "ResourcesConfig",
+    "Scalar",
+    "SliceConfig",
+    "StorageConfig",
+    "Tolerance",
+    "ValidationConfig",
+    "city_names",
+    "config_dir",
+    "deep_merge",
+    "format_validation_error",
+    "json_schema",
+    "load_all",
+    "load_city_config",
+    "load_defaults",
+]
