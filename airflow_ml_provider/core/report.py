@@ -94,7 +94,10 @@ def _verdict_line(report: dict[str, Any]) -> str:
         if not report["guardrails"]:
             return "PASS: no guardrails are configured, nothing was judged"
         if counts["judged"] == 0:
-            return f"PASS: no slice had enough rows to judge ({counts['too_small']} too small)"
+            return (
+                f"PASS: nothing could be judged ({_plural(counts['too_small'], 'slice')} too small or with an "
+                "undefined metric)"
+            )
         line = f"PASS: candidate is no worse than the {reference} on {_plural(counts['judged'], 'slice')}"
         if counts["too_small"]:
             line += f" ({counts['too_small']} too small to judge)"

@@ -206,6 +206,12 @@ def test_undefined_metrics_say_why_and_are_not_judged(make_config, rides, regres
     assert "| district=d02 | 300 | undefined (the target is constant) | undefined (the target is constant) |" in text
     assert "not judged: the target is constant" in text
     assert "not judged: the target is 0 in 100 of 300 rows" in text
+    only_mape = make_config(guardrails=[{"metric": "mape", "max_relative_regression": 0.02}])
+    data["eta_seconds"] = np.where(np.arange(len(data)) % 2 == 0, 0.0, data["eta_seconds"])  # zeros in every slice
+    report = evaluate(only_mape, data, candidate, champion, np.full(len(data), 750.0)).to_dict()
+    assert render_markdown(report).startswith(
+        "PASS: nothing could be judged (14 slices too small or with an undefined metric)"
+    )
     assert not re.search(r"\d{1,3}(,\d{3}){4,}", text)  # no 1,032,523,049,576,374
     assert render_chart(report).startswith(b"\x89PNG")
 
