@@ -12,7 +12,17 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    chain,
+    get_parsing_context,
+)
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
@@ -54,6 +64,25 @@ def cron_schedule(config: CityConfig) -> str | None:
         return config.schedule  # a list or range of minutes: leave it as written
     offset = int(hashlib.sha256(config.city.encode()).hexdigest(), 16) % spread
     return f"{(int(minute) + offset) % 60} {rest}"
+
+
+def retrain_assets(config: CityConfig) -> list[Asset]:
+    """The Airflow Assets whose update starts a run (``retrain_on``): the data URI and the named assets or URIs."""
+    uris = [config.data_uri] if config.retrain_on.data else []
+    uris += [item.replace("{city}", config.city) for item in config.retrain_on.assets]
+    return [Asset(uri=item) if "://" in item else Asset(name=item) for item in dict.fromkeys(uris)]
+
+
+def retrain_schedule(config: CityConfig) -> str | AssetAny | AssetAll | AssetOrTimeSchedule | None:
+    """The cron, the assets, or both: a run when the data lands, and on the cron regardless."""
+    cron = cron_schedule(config)
+    assets = retrain_assets(config)
+    if not assets:
+        return cron
+    condition = AssetAny(*assets) if config.retrain_on.mode == "any" else AssetAll(*assets)
+    if cron is None:
+        return condition
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=condition)
 
 
 def trigger_params(config: CityConfig) -> dict[str, Param]:
@@ -119,7 +148,7 @@ def build_retrain_dag(config: CityConfig) -> DAG:
     train_resources = _resources(config)
     with DAG(
         dag_id=config.retrain_dag_id,
-        schedule=cron_schedule(config),
+        schedule=retrain_schedule(config),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
