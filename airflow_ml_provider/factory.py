@@ -92,23 +92,17 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
         None,
     )
     return {
-        "train_window_days": Param(
+        "train_window_days": _days_param(
             config.data.train_window_days,
-            type="integer",
-            minimum=1,
-            maximum=3650,
-            title="Training window (days)",
-            description="Days of data before the eval window to train on.",
-            section="Data",
+            3650,
+            "Training window (days)",
+            "Days of data before the eval window to train on.",
         ),
-        "eval_window_days": Param(
+        "eval_window_days": _days_param(
             config.data.eval_window_days,
-            type="integer",
-            minimum=1,
-            maximum=365,
-            title="Evaluation window (days)",
-            description="The most recent days, never trained on: candidate and champion are compared on them.",
-            section="Data",
+            365,
+            "Evaluation window (days)",
+            "The most recent days, never trained on: candidate and champion are compared on them.",
         ),
         "estimator_params": Param(
             {},
@@ -142,6 +136,13 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
             description="Optional; recorded on the model version, e.g. 'new district launched'.",
         ),
     }
+
+
+def _days_param(default: int, maximum: int, title: str, description: str) -> Param:
+    """A window length in the form's Data section: whole days, at least one."""
+    return Param(
+        default, type="integer", minimum=1, maximum=maximum, title=title, description=description, section="Data"
+    )
 
 
 def build_retrain_dag(config: CityConfig) -> DAG:
