@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from airflow_ml_provider.config import CityConfig
-from airflow_ml_provider.core.handoff import Decision
-from airflow_ml_provider.core.ledger import PROMOTE, REJECT, TIMEOUT, Ledger, LedgerEvent
+from airflow_ml_provider.core.ledger import Ledger, LedgerEvent
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
 
@@ -53,42 +52,3 @@ def record(
         dag_run_id=dag_run_id,
     )
 
-
-def record_decision(
-    config: CityConfig, decision: Decision, champion: str | None, *, dag_id: str, dag_run_id: str
-) -> LedgerEvent | None:
-    """A rejection or an approval timeout (the champion stays ``champion``); nothing for an approval, whose event
-    is the promotion itself."""
-    if tuple(decision.answer) == ("Approve",):
-        return None
-    return record(
-        config,
-        TIMEOUT if decision.decided_by == TIMEOUT else REJECT,
-        version=decision.version,
-        from_version=champion,
-        to_version=champion,
-        who=decision.decided_by,
-        why=decision.reason,
-        report_sha256=decision.report_sha256,
-        model_sha256=decision.model_sha256,
-        dag_id=dag_id,
-        dag_run_id=dag_run_id,
-    )
-
-
-def record_promotion(
-    config: CityConfig, decision: Decision, previous_champion: str | None, *, dag_id: str, dag_run_id: str
-) -> LedgerEvent:
-    return record(
-        config,
-        PROMOTE,
-        version=decision.version,
-        from_version=previous_champion,
-        to_version=decision.version,
-        who=decision.decided_by,
-        why=decision.reason,
-        report_sha256=decision.report_sha256,
-        model_sha256=decision.model_sha256,
-        dag_id=dag_id,
-        dag_run_id=dag_run_id,
-    )

@@ -11,7 +11,9 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml_provider.config import CityConfig, ConfigError
+from airflow_ml_provider.core.ledger import REJECT, TIMEOUT
 from airflow_ml_provider.core.report import with_link
+from airflow_ml_provider.hooks.ledger import record
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ class CityApprovalOperator(ApprovalOperator):
         self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
         if event.get("chosen_options") == [self.REJECT]:
             # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
-            self._record_rejection(event)
+            self._record_rejection(event, context)
         answer = super().execute_complete(context=context, event=event)
         reason = (answer.get("params_input") or {}).get("reason") or ""
         if self.registration["verdict"] != "pass" and not reason.strip():
@@ -88,7 +90,7 @@ class CityApprovalOperator(ApprovalOperator):
             )
         return answer
 
-    def _record_rejection(self, event: dict[str, Any]) -> None:
+    def _record_rejection(self, event: dict[str, Any], context: Context) -> None:
         decided_by = decider(event)
         reason = (event.get("params_input") or {}).get("reason") or ""
         if decided_by == TIMEOUT_DECIDER:
@@ -99,6 +101,19 @@ class CityApprovalOperator(ApprovalOperator):
             decided_by=decided_by,
             reason=reason,
             report_sha256=self.registration["report_sha256"],
+        )
+        record(
+            self.config,
+            TIMEOUT if decided_by == TIMEOUT_DECIDER else REJECT,
+            version=self.registration["version"],
+            from_version=self.registration["champion_version"],
+            to_version=self.registration["champion_version"],
+            who=decided_by,
+            why=reason,
+            report_sha256=self.registration["report_sha256"],
+            model_sha256=self.registration.get("model_sha256"),
+            dag_id=self.dag_id,
+            dag_run_id=context["run_id"],
         )
         self.log.info(
             "%s v%s rejected by %s", self.registration["model_name"], self.registration["version"], decided_by

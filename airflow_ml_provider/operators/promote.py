@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_ml_provider.core.ledger import PROMOTE, ROLLBACK
 from airflow_ml_provider.core.registry import RollbackRefused, StaleChampionError
+from airflow_ml_provider.hooks.ledger import record
 from airflow_ml_provider.operators.approve import decider
 from airflow_ml_provider.operators.base import CityOperator
 
@@ -41,6 +43,19 @@ class PromoteModelOperator(CityOperator):
             )
         except StaleChampionError as exc:
             raise AirflowFailException(str(exc)) from None
+        record(
+            self.config,
+            PROMOTE,
+            version=reg["version"],
+            from_version=promotion.previous_champion,
+            to_version=reg["version"],
+            who=approver,
+            why=(self.decision.get("params_input") or {}).get("reason") or "",
+            report_sha256=reg["report_sha256"],
+            model_sha256=reg.get("model_sha256"),
+            dag_id=self.dag_id,
+            dag_run_id=context["run_id"],
+        )
         self.log.info(
             "%s v%s is champion (approved by %s); previous champion: %s",
             reg["model_name"],
@@ -86,5 +101,16 @@ class RollbackModelOperator(CityOperator):
             )
         except (RollbackRefused, ValueError) as exc:
             raise AirflowFailException(str(exc)) from None
+        record(
+            self.config,
+            ROLLBACK,
+            version=plan.to_version,
+            from_version=plan.from_version,
+            to_version=plan.to_version,
+            who=user,
+            why=str(self.reason),
+            dag_id=self.dag_id,
+            dag_run_id=context["run_id"],
+        )
         self.log.info("%s champion: v%s -> v%s by %s", plan.model_name, plan.from_version, plan.to_version, user)
         return {"model_name": plan.model_name, "champion": plan.to_version, "from_version": plan.from_version}
