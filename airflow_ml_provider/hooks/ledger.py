@@ -51,4 +51,3 @@ def record(
         dag_id=dag_id,
         dag_run_id=dag_run_id,
     )
-
