@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import (
@@ -32,7 +32,6 @@ from airflow_ml_provider.operators.register import RegisterModelOperator
 from airflow_ml_provider.operators.train import TrainModelOperator
 from airflow_ml_provider.operators.validate import ValidateDataOperator
 
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
 
 
@@ -66,6 +65,18 @@ def cron_schedule(config: CityConfig) -> str | None:
     return f"{(int(minute) + offset) % 60} {rest}"
 
 
+def timetable(config: CityConfig) -> CronTriggerTimetable | None:
+    """The city's cron in UTC, and no start_date on its DAGs.
+
+    Airflow creates no task instances for a run whose logical date is before the DAG's start_date and marks it
+    successful at once, so a retrain on historical data would silently do nothing. Without a start_date every
+    logical date runs; ``run_immediately`` keeps the first scheduled run what a past start_date gave: the most
+    recent cron time, once (catchup is off, nothing is backfilled).
+    """
+    cron = cron_schedule(config)
+    return None if cron is None else CronTriggerTimetable(cron, timezone="UTC", run_immediately=True)
+
+
 def retrain_assets(config: CityConfig) -> list[Asset]:
     """The Airflow Assets whose update starts a run (``retrain_on``): the data URI and the named assets or URIs."""
     uris = [config.data_uri] if config.retrain_on.data else []
@@ -73,16 +84,16 @@ def retrain_assets(config: CityConfig) -> list[Asset]:
     return [Asset(uri=item) if "://" in item else Asset(name=item) for item in dict.fromkeys(uris)]
 
 
-def retrain_schedule(config: CityConfig) -> str | AssetAny | AssetAll | AssetOrTimeSchedule | None:
+def retrain_schedule(config: CityConfig) -> CronTriggerTimetable | AssetAny | AssetAll | AssetOrTimeSchedule | None:
     """The cron, the assets, or both: a run when the data lands, and on the cron regardless."""
-    cron = cron_schedule(config)
+    cron = timetable(config)
     assets = retrain_assets(config)
     if not assets:
         return cron
     condition = AssetAny(*assets) if config.retrain_on.mode == "any" else AssetAll(*assets)
     if cron is None:
         return condition
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=condition)
+    return AssetOrTimeSchedule(timetable=cron, assets=condition)
 
 
 def trigger_params(config: CityConfig) -> dict[str, Param]:
@@ -150,7 +161,6 @@ def build_retrain_dag(config: CityConfig) -> DAG:
     with DAG(
         dag_id=config.retrain_dag_id,
         schedule=retrain_schedule(config),
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         tags=["retraining", config.city, config.owner],
@@ -195,7 +205,6 @@ def build_rollback_dag(config: CityConfig) -> DAG:
     with DAG(
         dag_id=config.rollback_dag_id,
         schedule=None,
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         tags=["rollback", config.city, config.owner],

@@ -97,12 +97,12 @@ class CityConfig(_Model):
                 "asset your upstream DAG publishes in retrain_on.assets instead"
             )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line per problem, as format_validation_error splits
         return self
 
     @property
     def model_name(self) -> str:
-        return self.registry.model_name.format(city=self.city)
+        return self.registry.model_name.replace("{city}", self.city)
 
     @property
     def data_uri(self) -> str:
