@@ -12,7 +12,17 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    chain,
+    get_parsing_context,
+)
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
@@ -69,6 +79,25 @@ def timetable(config: CityConfig) -> CronTriggerTimetable | None:
     """
     cron = cron_schedule(config)
     return None if cron is None else CronTriggerTimetable(cron, timezone="UTC", run_immediately=True)
+
+
+def retrain_assets(config: CityConfig) -> list[Asset]:
+    """The Airflow Assets whose update starts a run (``retrain_on``): the data URI and the named assets or URIs."""
+    uris = [config.data_uri] if config.retrain_on.data else []
+    uris += [item.replace("{city}", config.city) for item in config.retrain_on.assets]
+    return [Asset(uri=item) if "://" in item else Asset(name=item) for item in dict.fromkeys(uris)]
+
+
+def retrain_schedule(config: CityConfig) -> CronTriggerTimetable | AssetAny | AssetAll | AssetOrTimeSchedule | None:
+    """The cron, the assets, or both: a run when the data lands, and on the cron regardless."""
+    cron = timetable(config)
+    assets = retrain_assets(config)
+    if not assets:
+        return cron
+    condition = AssetAny(*assets) if config.retrain_on.mode == "any" else AssetAll(*assets)
+    if cron is None:
+        return condition
+    return AssetOrTimeSchedule(timetable=cron, assets=condition)
 
 
 def trigger_params(config: CityConfig) -> dict[str, Param]:
@@ -135,7 +164,7 @@ def build_retrain_dag(config: CityConfig) -> DAG:
     train_resources = _resources(config)
     with DAG(
         dag_id=config.retrain_dag_id,
-        schedule=timetable(config),
+        schedule=retrain_schedule(config),
         catchup=False,
         max_active_runs=1,
         tags=["retraining", config.city, config.owner],

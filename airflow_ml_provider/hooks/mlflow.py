@@ -297,3 +297,18 @@ class MlflowHook(CandidateWorkflow, BaseHook):
         for versions in found.values():
             versions.sort(key=lambda v: int(v.version), reverse=True)
         return found
+
+    def aliases_by_model(self, model_names: set[str]) -> dict[str, dict[str, str]]:
+        """Alias -> version of the given models, from one paged search of registered models (the version search
+        leaves aliases out)."""
+        found: dict[str, dict[str, str]] = {name: {} for name in model_names}
+        token = None
+        while True:
+            page = self.client.search_registered_models(max_results=SEARCH_PAGE_SIZE, page_token=token)
+            for model in page:
+                if model.name in found:
+                    found[model.name] = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+            token = page.token
+            if not token:
+                break
+        return found
