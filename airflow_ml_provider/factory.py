@@ -12,7 +12,17 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetAll,
+    AssetAny,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    chain,
+    get_parsing_context,
+)
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
@@ -23,6 +33,10 @@ from airflow_ml_provider.operators.train import TrainModelOperator
 from airflow_ml_provider.operators.validate import ValidateDataOperator
 
 RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
+VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
+# The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
+# city sets fewer retries; their refusals (a moved champion, unapproved bits) fail at once, without retries.
+MLFLOW_STEP_MIN_RETRIES = 3
 
 
 def city_dags(loader_file: str) -> dict[str, DAG]:
@@ -65,6 +79,25 @@ def timetable(config: CityConfig) -> CronTriggerTimetable | None:
     """
     cron = cron_schedule(config)
     return None if cron is None else CronTriggerTimetable(cron, timezone="UTC", run_immediately=True)
+
+
+def retrain_assets(config: CityConfig) -> list[Asset]:
+    """The Airflow Assets whose update starts a run (``retrain_on``): the data URI and the named assets or URIs."""
+    uris = [config.data_uri] if config.retrain_on.data else []
+    uris += [item.replace("{city}", config.city) for item in config.retrain_on.assets]
+    return [Asset(uri=item) if "://" in item else Asset(name=item) for item in dict.fromkeys(uris)]
+
+
+def retrain_schedule(config: CityConfig) -> CronTriggerTimetable | AssetAny | AssetAll | AssetOrTimeSchedule | None:
+    """The cron, the assets, or both: a run when the data lands, and on the cron regardless."""
+    cron = timetable(config)
+    assets = retrain_assets(config)
+    if not assets:
+        return cron
+    condition = AssetAny(*assets) if config.retrain_on.mode == "any" else AssetAll(*assets)
+    if cron is None:
+        return condition
+    return AssetOrTimeSchedule(timetable=cron, assets=condition)
 
 
 def trigger_params(config: CityConfig) -> dict[str, Param]:
@@ -131,7 +164,7 @@ def build_retrain_dag(config: CityConfig) -> DAG:
     train_resources = _resources(config)
     with DAG(
         dag_id=config.retrain_dag_id,
-        schedule=timetable(config),
+        schedule=retrain_schedule(config),
         catchup=False,
         max_active_runs=1,
         tags=["retraining", config.city, config.owner],
@@ -145,27 +178,34 @@ def build_retrain_dag(config: CityConfig) -> DAG:
         },
     ) as dag:
         common = {"config": config}
-        validate = ValidateDataOperator(task_id="validate_data", data_uri=config.data_uri, **common)
-        train = TrainModelOperator(task_id="train", validation=validate.output, **common, **train_resources)
+        mlflow_retries = {"retries": max(config.retries, MLFLOW_STEP_MIN_RETRIES)}
+        validate = ValidateDataOperator(task_id=VALIDATE, data_uri=config.data_uri, **common)
+        train = TrainModelOperator(task_id=TRAIN, validation=validate.output, **common, **train_resources)
         evaluate = EvaluateModelOperator(
-            task_id="evaluate", validation=validate.output, training=train.output, **common, **train_resources
+            task_id=EVALUATE,
+            validation=validate.output,
+            training=train.output,
+            **common,
+            **train_resources,
+            **mlflow_retries,
         )
         register = RegisterModelOperator(
-            task_id="register",
+            task_id=REGISTER,
             validation=validate.output,
             training=train.output,
             evaluation=evaluate.output,
             **common,
+            **mlflow_retries,
         )
         approve = CityApprovalOperator(
-            task_id="approve",
+            task_id=APPROVE,
             config=config,
             registration=register.output,
-            body=f"{{{{ ti.xcom_pull(task_ids='evaluate', key='{REPORT_MARKDOWN_KEY}') }}}}",
+            body=f"{{{{ ti.xcom_pull(task_ids='{EVALUATE}', key='{REPORT_MARKDOWN_KEY}') }}}}",
             notifiers=build_notifiers(config),
         )
         promote = PromoteModelOperator(
-            task_id="promote", registration=register.output, decision=approve.output, **common
+            task_id=PROMOTE, registration=register.output, decision=approve.output, **common, **mlflow_retries
         )
         chain(validate, train, evaluate, register, approve, promote)
     # The trigger form goes on after the tasks: an operator created inside a DAG deep-copies the DAG's Params into

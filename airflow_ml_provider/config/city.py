@@ -16,6 +16,7 @@ from airflow_ml_provider.config.sections import (
     ModelConfig,
     RegistryConfig,
     ResourcesConfig,
+    RetrainOnConfig,
     StorageConfig,
     ValidationConfig,
     _Model,
@@ -36,7 +37,10 @@ class CityConfig(_Model):
     schema_version: Literal[1] = 1
     city: Annotated[str, Field(pattern=CITY_NAME_PATTERN)]
     owner: str = "airflow"
-    schedule: str | None = Field(None, description="Cron expression, or null for manual runs only.")
+    schedule: str | None = Field(
+        None, description="Cron expression, or null for no time-based runs (manual, or `retrain_on` data only)."
+    )
+    retrain_on: RetrainOnConfig = Field(default_factory=RetrainOnConfig)
     retries: int = Field(2, ge=0, le=10)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -87,6 +91,11 @@ class CityConfig(_Model):
             problems.append(f"features: the timestamp column {self.data.timestamp_column!r} cannot be a feature")
         if self.evaluation.baseline.strategy == "majority" and self.task == "regression":
             problems.append("evaluation.baseline.strategy: `majority` is for classification; use mean or median")
+        if self.retrain_on.data and ("{{" in self.data.uri or "{%" in self.data.uri):
+            problems.append(
+                "retrain_on.data: data.uri has Airflow templates, so no single asset stands for it; name the "
+                "asset your upstream DAG publishes in retrain_on.assets instead"
+            )
         if problems:
             raise ValueError("\n".join(problems))  # one line per problem, as format_validation_error splits
         return self

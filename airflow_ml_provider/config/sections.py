@@ -352,6 +352,27 @@ class ApprovalConfig(_Model):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
 
 
+class RetrainOnConfig(_Model):
+    """Retrain when data lands: Airflow Assets that start the city's run when an upstream task updates them."""
+
+    data: bool = Field(
+        False,
+        description="Retrain when the city's `data.uri` is updated: an upstream DAG whose task declares "
+        '`outlets=[Asset("<data.uri>")]` (the same URI, `{city}` filled in) starts this city\'s run when that task '
+        "succeeds. `data.uri` must then be a fixed URI without Airflow templates.",
+    )
+    assets: list[str] = Field(
+        default_factory=list,
+        description="More Airflow Assets that start a run when updated: a URI (`s3://bucket/prefix`, anything with "
+        "`://`) or an asset name (`Asset(name=...)` in the producer). `{city}` is replaced.",
+    )
+    mode: Literal["any", "all"] = Field(
+        "any",
+        description="`any`: a run when any of the assets is updated; `all`: when every one was updated since the "
+        "last run. With `schedule` set as well, the cron still starts runs (Airflow's AssetOrTimeSchedule).",
+    )
+
+
 class ResourcesConfig(_Model):
     pool: str | None = Field(None, description="Airflow pool for train/evaluate, so cities do not all train at once.")
     pool_slots: int = Field(1, ge=1)

@@ -260,6 +260,19 @@ def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | Non
     return None
 
 
+def chain_problems(stored: Sequence[StoredEvent], champion_version: str | None) -> list[str]:
+    """What is wrong with a ledger: its first broken event, and a registry champion it did not record. Empty when
+    the chain holds and agrees with the registry."""
+    problems = []
+    broken = verify(stored)
+    if broken is not None:
+        problems.append(f"promotion ledger broken at {broken}")
+    mismatch = champion_mismatch([item.event for item in stored if item.event is not None], champion_version)
+    if mismatch:
+        problems.append(mismatch)
+    return problems
+
+
 def _parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

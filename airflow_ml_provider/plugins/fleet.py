@@ -99,9 +99,19 @@ def fleet_rows(user: str) -> list[FleetRow]:
         last_runs = _last_runs(session, dag_ids)
         pending = _pending(session, dag_ids)
         next_runs = _next_runs(session, dag_ids)
-    versions = MlflowHook().versions_by_model({c.model_name for c in cities})
+    hook = MlflowHook()
+    names = {c.model_name for c in cities}
+    versions, aliases = hook.versions_by_model(names), hook.aliases_by_model(names)
     model_versions = {
-        name: [ModelVersion(v.version, v.created_at, v.aliases, v.tags) for v in found]
+        name: [
+            ModelVersion(
+                v.version,
+                v.created_at,
+                tuple(alias for alias, version in aliases[name].items() if version == v.version),
+                v.tags,
+            )
+            for v in found
+        ]
         for name, found in versions.items()
     }
     return build_rows(cities, model_versions, last_runs, pending, next_runs, user=user, now=datetime.now(timezone.utc))

@@ -8,8 +8,8 @@ holds, 1 listing each violation as ``city: model vN: what is wrong``, 2 when a r
 outage is not a clean bill of health).
 
 Each check is a function of one city's :class:`CityRegistry` yielding :class:`Violation`; :data:`CHECKS` lists
-them in the order they are reported. A new invariant (e.g. a promotion ledger's hash chain) is one more function
-appended to :data:`CHECKS`.
+them in the order they are reported; the last one checks the promotion ledger's hash chain (``core/ledger.py``) and
+that its last champion is the registry's. A new invariant is one more function appended to :data:`CHECKS`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import ledger, registry
+from airflow_ml_provider.core.ledger import StoredEvent
+from airflow_ml_provider.hooks.ledger import city_ledger
 
 if TYPE_CHECKING:
     from airflow_ml_provider.config import CityConfig
@@ -59,6 +61,7 @@ class CityRegistry:
     aliases: dict[str, str]  # alias -> version number (MLflow's version search does not return aliases)
     reports: Callable[[VersionInfo], Iterator[tuple[str, bytes]]]
     read_model_file: Callable[[VersionInfo], bytes | None]
+    read_ledger: Callable[[], list[StoredEvent]] = list  # the city's promotion ledger (core/ledger.py)
     _by_number: dict[str, VersionInfo] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -214,6 +217,14 @@ def check_challenger(city: CityRegistry) -> Iterable[Violation]:
         )
 
 
+def check_promotion_ledger(city: CityRegistry) -> Iterable[Violation]:
+    """The ledger's hash chain holds (no event changed, removed or reordered) and its last champion is the
+    registry's."""
+    champion = city.aliases.get(registry.CHAMPION)
+    for problem in ledger.chain_problems(city.read_ledger(), champion):
+        yield city.violation(None, problem)
+
+
 CHECKS: list[Check] = [
     check_champions_were_approved,
     check_report_hashes,
@@ -221,6 +232,7 @@ CHECKS: list[Check] = [
     check_previous_champion,
     check_one_version_per_model_per_run,
     check_challenger,
+    check_promotion_ledger,
 ]
 
 
@@ -260,6 +272,7 @@ def read_city_registry(hook: MlflowHook, config: CityConfig) -> CityRegistry:
         read_model_file=lambda version: _download(
             lambda dst: _download_model_file(hook, version.name, version.version, dst)
         ),
+        read_ledger=lambda: city_ledger(config).read(),
     )
 
 

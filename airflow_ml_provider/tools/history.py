@@ -35,20 +35,6 @@ def format_timeline(stored: list[StoredEvent]) -> str:
     return format_table(headers, rows)
 
 
-def chain_problems(config: CityConfig, stored: list[StoredEvent], champion_version: str | None) -> list[str]:
-    """What is wrong with a city's ledger: the first broken event, and a registry champion the ledger did not record.
-    Empty when the chain holds and agrees with the registry."""
-    problems = []
-    broken = ledger.verify(stored)
-    if broken is not None:
-        problems.append(f"{config.city}: promotion ledger broken at {broken}")
-    events = [item.event for item in stored if item.event is not None]
-    mismatch = ledger.champion_mismatch(events, champion_version)
-    if mismatch:
-        problems.append(f"{config.city}: {mismatch}")
-    return problems
-
-
 def champion_line(config: CityConfig, events: list[LedgerEvent], when: datetime) -> str:
     event = ledger.champion_at(events, when)
     stamp = when.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -79,7 +65,10 @@ def history(config: CityConfig, *, at: datetime | None = None, verify: bool = Fa
         from airflow_ml_provider.hooks.mlflow import MlflowHook
 
         champion = MlflowHook().version_by_alias(config.model_name, registry.CHAMPION)
-        problems = chain_problems(config, stored, champion.version if champion else None)
+        problems = [
+            f"{config.city}: {problem}"
+            for problem in ledger.chain_problems(stored, champion.version if champion else None)
+        ]
         lines.append("")
         lines.extend(problems or [f"{config.city}: chain of {len(stored)} event(s) intact; agrees with the registry"])
         code = 1 if problems else 0
