@@ -20,6 +20,8 @@ from airflow_ml_provider.core.registry import DAG_ID_TAG, DAG_RUN_TAG
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+SEARCH_PAGE_SIZE = 1000
+
 
 @dataclass(frozen=True)
 class VersionInfo:
@@ -344,3 +346,20 @@ class MlflowHook(BaseHook):
             },
         )
         return plan
+
+    def versions_by_model(self, model_names: set[str]) -> dict[str, list[VersionInfo]]:
+        """Every version of the given models, newest first, from one paged search of the registry (the fleet page
+        reads hundreds of models: one call per model would take minutes)."""
+        found: dict[str, list[VersionInfo]] = {name: [] for name in model_names}
+        token = None
+        while True:
+            page = self.client.search_model_versions(max_results=SEARCH_PAGE_SIZE, page_token=token)
+            for mv in page:
+                if mv.name in found:
+                    found[mv.name].append(VersionInfo.of(mv))
+            token = page.token
+            if not token:
+                break
+        for versions in found.values():
+            versions.sort(key=lambda v: int(v.version), reverse=True)
+        return found

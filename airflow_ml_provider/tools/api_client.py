@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+PAGE_SIZE = 100
+
 
 class HttpClient(Protocol):
     def get(self, url: str, **kwargs: Any) -> Any: ...
@@ -46,13 +48,18 @@ class AirflowApi:
         return self._check(response, f"read run {run_id} of {dag_id}")
 
     def pending_approvals(self, dag_id: str | None = None) -> list[dict[str, Any]]:
-        """Approval requests nobody has answered yet (optionally of one DAG)."""
-        response = self.http.get(
-            f"/api/v2/dags/{dag_id or '~'}/dagRuns/~/hitlDetails",
-            params={"response_received": "false"},
-            headers=self._headers,
-        )
-        return list(self._check(response, "list pending approvals")["hitl_details"])
+        """Approval requests nobody has answered yet (optionally of one DAG), every page of them."""
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self.http.get(
+                f"/api/v2/dags/{dag_id or '~'}/dagRuns/~/hitlDetails",
+                params={"response_received": "false", "limit": PAGE_SIZE, "offset": len(found)},
+                headers=self._headers,
+            )
+            page = self._check(response, "list pending approvals")
+            found.extend(page["hitl_details"])
+            if not page["hitl_details"] or len(found) >= page["total_entries"]:
+                return found
 
     def answer(self, dag_id: str, run_id: str, option: str, reason: str = "", task_id: str = "approve") -> dict:
         """Answer an approval as this user: ``Approve`` or ``Reject``; 403 when the user is not an approver."""

@@ -8,9 +8,13 @@ import json
 import sys
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import config_dir, json_schema, load_all
 from airflow_ml_provider.tools import embedded
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.tools.api_client import AirflowApi
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     history.add_argument("--config-dir", type=Path)
 
+    approvals = commands.add_parser("approvals", help="approvals waiting in Airflow, every city you may see")
+    _airflow_login_arguments(approvals)
+
+    decide = commands.add_parser(
+        "decide", help="approve or reject the waiting approval of several cities, as you, through Airflow"
+    )
+    choice = decide.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", action="store_true")
+    choice.add_argument("--reject", action="store_true")
+    decide.add_argument("cities", nargs="+", metavar="CITY")
+    decide.add_argument("--reason", required=True, help="recorded on every model version decided (required)")
+    _airflow_login_arguments(decide)
+
     args = parser.parse_args(argv)
     handler = {
         "lint": _lint,
@@ -85,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         "rollback": _rollback,
         "audit": _audit,
         "history": _history,
+        "approvals": _approvals,
+        "decide": _decide,
     }[args.command]
     return handler(args)
 
@@ -164,7 +183,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from airflow_ml_provider.config import ConfigError, load_city_config
-    from airflow_ml_provider.core.registry import RollbackRefused
+    from airflow_ml_provider.core.ledger import ROLLBACK
+    from airflow_ml_provider.core.registry import MODEL_SHA_TAG, RollbackRefused
+    from airflow_ml_provider.hooks.ledger import record
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
     try:
@@ -173,13 +194,24 @@ def _rollback(args: argparse.Namespace) -> int:
         print(exc)
         return 1
     _use_embedded_store_if_unconfigured()
+    hook = MlflowHook()
     try:
-        plan = MlflowHook().rollback(
+        plan = hook.rollback(
             config.model_name, to_version=args.to_version, decided_by=args.by, reason=args.reason, force=args.force
         )
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")
         return 1
+    record(
+        config,
+        ROLLBACK,
+        version=plan.to_version,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        who=args.by,
+        why=args.reason,
+        model_sha256=hook.get_version(plan.model_name, plan.to_version).tags.get(MODEL_SHA_TAG),
+    )
     print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} (by {args.by}: {args.reason})")
     return 0
 
@@ -235,6 +267,83 @@ def _history(args: argparse.Namespace) -> int:
     text, code = history(config, at=at, verify=args.verify)
     print(text)
     return code
+
+
+def _airflow_login_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="Airflow API server (default: $AIRFLOW_ML_API_URL or http://localhost:8080)")
+    parser.add_argument("--user", help="your Airflow user (default: $AIRFLOW_ML_USER or your login)")
+    parser.add_argument("--password", help="default: $AIRFLOW_ML_PASSWORD, else asked for")
+
+
+def _airflow_api(args: argparse.Namespace) -> AirflowApi:
+    """Log in to Airflow's API as the user: every answer is checked by Airflow against the city's approvers."""
+    import os
+
+    import httpx
+
+    from airflow_ml_provider.tools.api_client import AirflowApi
+
+    url = args.url or os.environ.get("AIRFLOW_ML_API_URL") or "http://localhost:8080"
+    user = args.user or os.environ.get("AIRFLOW_ML_USER") or getpass.getuser()
+    password = (
+        args.password or os.environ.get("AIRFLOW_ML_PASSWORD") or getpass.getpass(f"Airflow password for {user}: ")
+    )
+    return AirflowApi(httpx.Client(base_url=url, timeout=30), user, password)
+
+
+def _approvals(args: argparse.Namespace) -> int:
+    import httpx
+
+    from airflow_ml_provider.tools.api_client import AirflowApiError
+    from airflow_ml_provider.tools.approvals import pending_approvals
+    from airflow_ml_provider.tools.status import format_table
+
+    try:
+        api = _airflow_api(args)
+        pending = pending_approvals(api)
+    except (AirflowApiError, httpx.HTTPError) as exc:
+        print(f"cannot list approvals from {args.url or 'Airflow'}: {exc}")
+        return 1
+    if not pending:
+        print("no approval is waiting")
+        return 0
+    rows = [
+        (
+            p.city,
+            p.subject,
+            "failed: reason required" if p.guardrails_failed else "pass",
+            ", ".join(p.approvers),
+            p.created_at[:19],
+            p.run_id,
+        )
+        for p in pending
+    ]
+    print(format_table(("city", "request", "guardrails", "approvers", "asked at (UTC)", "DAG run"), rows))
+    mine = [p.city for p in pending if api.username in p.approvers]
+    print(f"\n{len(pending)} waiting; {len(mine)} for you ({api.username}): {' '.join(mine) or '-'}")
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    import httpx
+
+    from airflow_ml_provider.tools.api_client import AirflowApiError
+    from airflow_ml_provider.tools.approvals import decide
+
+    if not args.reason.strip():
+        print("a batch decision needs a reason: --reason TEXT")
+        return 1
+    try:
+        answers = decide(_airflow_api(args), args.cities, approve=args.approve, reason=args.reason)
+    except (AirflowApiError, httpx.HTTPError) as exc:
+        print(f"cannot decide through {args.url or 'Airflow'}: {exc}")
+        return 1
+    for answer in answers:
+        print(f"{answer.city}: {answer.message}")
+    failed = [a.city for a in answers if not a.ok]
+    if failed:
+        print(f"\nnot decided: {' '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """``airflow-ml demo``: the whole product on the embedded default, with real Airflow and real MLflow.
 
-Berlin is retrained and approved through Airflow's REST API by its approver; Lisbon gets a champion, then a
-retrain on data whose training labels are inflated 10% in one district: about as good on average, clearly worse there,
-and blocked by that district's guardrail; Warsaw's data has an injected fault that validate_data stops.
+Every city of ``dags/configs`` is retrained and approved through Airflow's REST API by its first approver, except
+where ``STORIES`` tells another story: with the shipped configs, Lisbon gets a champion, then a retrain on data whose
+training labels are inflated 10% in one district: about as good on average, clearly worse there, and blocked by that
+district's guardrail; Warsaw's data has an injected fault that validate_data stops.
 The demo resets its own state under ``.airflow-ml/`` each time.
 """
 
@@ -20,20 +21,66 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from airflow_ml_provider.config import load_all
+from airflow_ml_provider.config import CityConfig, load_all
 from airflow_ml_provider.tools import embedded
 
 APPROVAL_WAIT_SECONDS = 600
 
 
+@dataclass(frozen=True)
+class Story:
+    """One run of a city: its data (``fault``, ``slice_regression``: see core/demo_data.py), its logical date
+    (``days_before`` the demo's end date) and whether its approver approves when asked."""
+
+    text: str
+    days_before: int = 0
+    approved: bool = True
+    fault: str | None = None
+    slice_regression: str | None = None
+
+
+FIRST_MODEL = Story("first model, approved")
+# Cities the shipped configs hold and that tell another story than FIRST_MODEL, in the order they run.
+STORIES: dict[str, list[Story]] = {
+    "lisbon": [
+        Story("first model, approved", days_before=1),
+        Story("retrain with 'baixa' labels inflated {slice_regression_percent}", slice_regression="baixa"),
+    ],
+    "warsaw": [Story("injected data fault (null eta_seconds)", approved=False, fault="null_target")],
+}
+
+
 @dataclass
 class DemoRun:
-    city: str
+    config: CityConfig
     story: str
     logical_date: datetime
     approver: str | None = None
     fault: str | None = None
     slice_regression: str | None = None
+
+    @property
+    def city(self) -> str:
+        return self.config.city
+
+
+def demo_runs(configs: dict[str, CityConfig], end: datetime) -> list[DemoRun]:
+    """The runs of every city the configs hold, by city name: its ``STORIES``, else a first model, approved."""
+    from airflow_ml_provider.core.demo_data import SLICE_REGRESSION_FACTOR
+
+    percent = f"{SLICE_REGRESSION_FACTOR - 1:.0%}"
+    return [
+        DemoRun(
+            config,
+            story.text.format(slice_regression_percent=percent),
+            end - timedelta(days=story.days_before),
+            approver=config.approval.approvers[0] if story.approved else None,
+            fault=story.fault,
+            slice_regression=story.slice_regression,
+        )
+        for city, config in sorted(configs.items())
+        for story in STORIES.get(city, [FIRST_MODEL])
+    ]
 
 
 @dataclass
@@ -55,11 +102,14 @@ def run_demo(project_root: Path) -> int:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    embedded.apply(root, project_root / "dags")
     configs, problems = load_all(project_root / "dags" / "configs")
-    if problems:
-        print("City configs have problems; fix them first:\n  " + "\n  ".join(problems))
+    if problems or not configs:
+        print(
+            "City configs have problems; fix them first:\n  "
+            + "\n  ".join(problems or ["no <city>.yaml in dags/configs"])
+        )
         return 1
+    embedded.apply(root, project_root / "dags", embedded.demo_users(configs.values()))
     log_path = root / "demo.log"
     _say(sys.stdout, f"Embedded Airflow (SQLite) and MLflow (SQLite) under {root}; their logs go to {log_path}")
     with _logs_to(log_path) as console:
@@ -68,9 +118,10 @@ def run_demo(project_root: Path) -> int:
         return 1
     _print_table(outcomes)
     _say(sys.stdout, f"Demo finished in {time.monotonic() - started:.0f} s.")
+    approver = configs[min(configs)].approval.approvers[0]
     print(
         "\nLook around:\n"
-        "  make airflow   # Airflow UI on http://localhost:8080 (log in as admin/admin or berlin_ops/berlin_ops),\n"
+        f"  make airflow   # Airflow UI on http://localhost:8080 (log in as admin/admin or {approver}/{approver}),\n"
         "                 # MLflow UI on http://localhost:5000; trigger a city with params, approve under\n"
         "                 # Browse > Required Actions\n"
         f"  .venv/bin/airflow-ml status   # champion, approver and age per city (MLflow: {root / 'mlflow.db'})"
@@ -78,27 +129,15 @@ def run_demo(project_root: Path) -> int:
     return 0
 
 
-def _run_cities(console: TextIO, project_root: Path, configs: dict[str, Any]) -> list[Outcome] | None:
+def _run_cities(console: TextIO, project_root: Path, configs: dict[str, CityConfig]) -> list[Outcome] | None:
     """Every demo run, narrated on ``console``; None when the DAG folder does not import."""
     _say(console, "Migrating the Airflow database ...")
     embedded.migrate_databases()
 
     end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    from airflow_ml_provider.core.demo_data import SLICE_REGRESSION_FACTOR, make_city_data, write_city_data
-
-    runs = [
-        DemoRun("berlin", "first model, approved", end, approver="berlin_ops"),
-        DemoRun("lisbon", "first model, approved", end - timedelta(days=1), approver="lisbon_ops"),
-        DemoRun(
-            "lisbon",
-            f"retrain with 'baixa' labels inflated {SLICE_REGRESSION_FACTOR - 1:.0%}",
-            end,
-            slice_regression="baixa",
-            approver="lisbon_ops",
-        ),
-        DemoRun("warsaw", "injected data fault (null eta_seconds)", end, fault="null_target"),
-    ]
     from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
 
     bag = DagBag(str(project_root / "dags"))
     if bag.import_errors:
@@ -106,27 +145,26 @@ def _run_cities(console: TextIO, project_root: Path, configs: dict[str, Any]) ->
         return None
     app = _api_app()
     outcomes = []
-    for run in runs:
-        config = configs[run.city]
+    for run in demo_runs(configs, end):
+        config = run.config
         data_path = config.data_uri
         write_city_data(
             make_city_data(run.city, end=end.date(), fault=run.fault, slice_regression=run.slice_regression),
             data_path,
         )
-        _say(console, f"retrain_{run.city}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
+        dag_id = config.retrain_dag_id
+        _say(console, f"{dag_id}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
         answer = None
         if run.approver:
-            answer = _approve_when_asked(app, f"retrain_{run.city}", run.approver)
-        dag_run = bag.get_dag(f"retrain_{run.city}").test(
-            logical_date=run.logical_date, run_conf={"reason": f"demo: {run.story}"}
-        )
+            answer = _approve_when_asked(app, dag_id, run.approver)
+        dag_run = bag.get_dag(dag_id).test(logical_date=run.logical_date, run_conf={"reason": f"demo: {run.story}"})
         if answer is not None:
             answer.stop.set()
             answer.thread.join(timeout=30)
         _say(console, "  " + _why(dag_run).replace("\n", "\n  "))
         if answer is not None and answer.result:
             _say(console, "  " + answer.result)
-        outcomes.append(_outcome(config, run, dag_run))
+        outcomes.append(_outcome(run, dag_run))
     return outcomes
 
 
@@ -207,7 +245,7 @@ def _approve_when_asked(app: Any, dag_id: str, approver: str) -> _Answer:
 
     def approve() -> None:
         with TestClient(app) as http:
-            api = AirflowApi(http, approver, embedded.DEMO_USERS[approver][1])
+            api = AirflowApi(http, approver, embedded.password(approver))
             deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
             while not stop.is_set() and time.monotonic() < deadline:
                 pending = [p for p in api.pending_approvals(dag_id) if p["task_instance"]["dag_id"] == dag_id]
@@ -224,14 +262,15 @@ def _approve_when_asked(app: Any, dag_id: str, approver: str) -> _Answer:
     return answer
 
 
-def _outcome(config: Any, run: DemoRun, dag_run: Any) -> Outcome:
+def _outcome(run: DemoRun, dag_run: Any) -> Outcome:
     from airflow_ml_provider.core import registry
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
     hook = MlflowHook()
-    version = hook.version_of_dag_run(config.model_name, dag_run.run_id)
-    champion = hook.version_by_alias(config.model_name, registry.CHAMPION)
+    model_name = run.config.model_name
+    version = hook.version_of_dag_run(model_name, dag_run.run_id)
+    champion = hook.version_by_alias(model_name, registry.CHAMPION)
     if version is None:
         decision = "validation failed" if states.get("validate_data") == "failed" else f"run {dag_run.state}"
         verdict, candidate = "-", "-"

@@ -11,28 +11,51 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# Local demo accounts of Airflow's simple auth manager: name -> (role, password). Approvers come from the YAML.
-DEMO_USERS: dict[str, tuple[str, str]] = {
-    "admin": ("admin", "admin"),
-    "ops_lead": ("admin", "ops_lead"),
-    "berlin_ops": ("user", "berlin_ops"),
-    "lisbon_ops": ("user", "lisbon_ops"),
-    "warsaw_ops": ("user", "warsaw_ops"),
-    "analyst": ("user", "analyst"),  # not an approver of any city: answers from this user are refused
-}
+if TYPE_CHECKING:
+    from airflow_ml_provider.config import CityConfig
+
+# Local accounts of Airflow's simple auth manager (loopback only; each one's password is its name): the admin, every
+# approver the city configs name, and one user who approves no city, whose answers the tests show are refused.
+ADMIN = "admin"
+NON_APPROVER = "analyst"
 API_PORT = 8080
 MLFLOW_PORT = 5000
 POOL_SLOTS = 2  # train/evaluate at once on one machine: its 2 cores
 
 
+def demo_users(configs: Iterable[CityConfig]) -> dict[str, str]:
+    """The accounts, name -> role: the admin, every approver the configs name, and the non-approver."""
+    users = {ADMIN: "admin"}
+    for config in configs:
+        users.update({approver: "user" for approver in config.approval.approvers if approver not in users})
+    users.setdefault(NON_APPROVER, "user")
+    return users
+
+
+def folder_users(dags_folder: Path) -> dict[str, str]:
+    """:func:`demo_users` of the configs in ``<dags_folder>/configs`` (a config with problems names nobody)."""
+    from airflow_ml_provider.config import load_all
+
+    configs, _ = load_all(dags_folder / "configs")
+    return demo_users(configs.values())
+
+
+def password(user: str) -> str:
+    """A demo account's password: its name."""
+    return user
+
+
 def environment(
-    root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None, api_port: int = API_PORT
+    root: Path, dags_folder: Path, users: dict[str, str] | None = None, api_port: int = API_PORT
 ) -> dict[str, str]:
-    """Environment variables that point Airflow and MLflow at ``root`` (absolute paths, SQLite)."""
+    """Environment variables that point Airflow and MLflow at ``root`` (absolute paths, SQLite); ``users`` (name ->
+    role) default to the accounts the folder's configs call for."""
     root = root.resolve()
-    users = users or DEMO_USERS
+    users = users or folder_users(dags_folder)
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     return {
         "AIRFLOW_HOME": str(root / "airflow"),
@@ -40,7 +63,7 @@ def environment(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in users.items()),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in users.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(root / "airflow" / "passwords.json"),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{api_port}",
         "AIRFLOW__API__PORT": str(api_port),
@@ -56,16 +79,21 @@ def environment(
 
 
 def apply(
-    root: Path, dags_folder: Path, users: dict[str, tuple[str, str]] | None = None, api_port: int = API_PORT
+    root: Path, dags_folder: Path, users: dict[str, str] | None = None, api_port: int = API_PORT
 ) -> dict[str, str]:
     """Set the environment in this process and write the simple auth manager's password file."""
     env = environment(root, dags_folder, users, api_port)
     os.environ.update(env)
-    airflow_home = Path(env["AIRFLOW_HOME"])
-    airflow_home.mkdir(parents=True, exist_ok=True)
-    passwords = {u: password for u, (_, password) in (users or DEMO_USERS).items()}
-    Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps(passwords))
+    write_passwords(env)
     return env
+
+
+def write_passwords(env: dict[str, str]) -> None:
+    """The simple auth manager's password file for the users ``env`` names (its folder is created if missing)."""
+    users = [entry.split(":")[0] for entry in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")]
+    path = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({user: password(user) for user in users}))
 
 
 def migrate_databases() -> None:

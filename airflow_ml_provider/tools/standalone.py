@@ -21,8 +21,9 @@ STOP_GRACE_SECONDS = 30.0  # the scheduler finishes its loop and the API server 
 def run_standalone(
     project_root: Path, api_port: int = embedded.API_PORT, mlflow_port: int = embedded.MLFLOW_PORT
 ) -> int:
-    env = embedded.apply(project_root / ".airflow-ml", project_root / "dags", api_port=api_port)
     configs, problems = load_all(project_root / "dags" / "configs")
+    users = embedded.demo_users(configs.values())
+    env = embedded.apply(project_root / ".airflow-ml", project_root / "dags", users, api_port=api_port)
     for problem in problems:  # Airflow shows these as import errors of the city's file; say it here too
         print(f"config problem: {problem}")
     embedded.migrate_databases()
@@ -35,7 +36,7 @@ def run_standalone(
     os.environ["AIRFLOW__API__HOST"] = "127.0.0.1"  # demo users and passwords: loopback only, like the MLflow UI
     print(
         f"Airflow UI: http://localhost:{api_port}  (users: "
-        + ", ".join(f"{u}/{p}" for u, (_, p) in embedded.DEMO_USERS.items())
+        + ", ".join(f"{user}/{embedded.password(user)}" for user in users)
         + f")\nMLflow UI:  http://localhost:{mlflow_port}\nStop with Ctrl-C.",
         flush=True,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.config import ConfigError, deep_merge, json_schema, load_all, load_city_config
+from airflow_ml_provider.config import ConfigError, deep_merge, json_schema, load_all, load_city_config, load_defaults
 
 CONFIGS = Path(__file__).resolve().parents[2] / "dags" / "configs"
 
@@ -134,3 +134,14 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     berlin = load_city_config("berlin", CONFIGS)
     assert berlin.config_hash() == load_city_config("berlin", CONFIGS).config_hash()
     assert berlin.config_hash() != load_city_config("lisbon", CONFIGS).config_hash()
+
+
+def test_defaults_are_read_once_per_change(configs: Path) -> None:
+    """The parsed ``_defaults.yaml`` is reused across cities, but an edit is seen at once and no caller shares it."""
+    assert load_city_config("berlin", configs).owner == "marketplace-ml"
+    first = load_defaults(configs)
+    first["owner"] = "mutated by a caller"
+    assert load_defaults(configs)["owner"] == "marketplace-ml"
+    defaults = configs / "_defaults.yaml"
+    defaults.write_text(defaults.read_text().replace("owner: marketplace-ml", "owner: platform-team"))
+    assert load_city_config("berlin", configs).owner == "platform-team"

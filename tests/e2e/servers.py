@@ -145,12 +145,12 @@ class Stack:
     # ----- Airflow REST ----------------------------------------------------------------------------------------------
 
     def api(self, user: str = "admin") -> AirflowApi:
-        return AirflowApi(self.http, user, embedded.DEMO_USERS[user][1])
+        return AirflowApi(self.http, user, embedded.password(user))
 
     def rest(self, method: str, url: str, user: str = "admin", **kwargs: Any) -> httpx.Response:
         """Any REST route as ``user``, for the routes AirflowApi has no method for."""
         if user not in self._tokens:
-            password = embedded.DEMO_USERS[user][1]
+            password = embedded.password(user)
             response = self.http.post("/auth/token", json={"username": user, "password": password})
             response.raise_for_status()
             self._tokens[user] = response.json()["access_token"]
@@ -371,9 +371,7 @@ def running_stack(
     try:
         stack.start("postgres", *postgres.init_cluster(root, db_port))
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True)
-        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(
-            json.dumps({user: password for user, (_, password) in embedded.DEMO_USERS.items()})
-        )
+        embedded.write_passwords(env)
         # MLflow creates its SQLite store while Airflow migrates its own.
         stack.start(
             "mlflow",

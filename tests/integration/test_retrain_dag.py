@@ -89,7 +89,7 @@ def answer_as(user: str, option: str, reason: str) -> Callable[[Any, dict[str, A
         from airflow_ml_provider.tools.api_client import AirflowApi
 
         ti = request["task_instance"]
-        AirflowApi(http, user, embedded.DEMO_USERS[user][1]).answer(ti["dag_id"], ti["dag_run_id"], option, reason)
+        AirflowApi(http, user, embedded.password(user)).answer(ti["dag_id"], ti["dag_run_id"], option, reason)
 
     return act
 

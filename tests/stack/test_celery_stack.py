@@ -238,8 +238,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         })  # fmt: skip
         airflow_home = Path(env["AIRFLOW_HOME"])
         airflow_home.mkdir(parents=True)
-        passwords = {user: password for user, (_, password) in embedded.DEMO_USERS.items()}
-        Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).write_text(json.dumps(passwords))
+        embedded.write_passwords(env)
 
         migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, cwd=stack_root,
                                  capture_output=True, text=True, timeout=240)  # fmt: skip
@@ -269,7 +268,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         run_id = admin.trigger(DAG_ID, conf=conf, logical_date=END.isoformat())
         pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 240, procs)
         assert pending[0]["task_instance"]["dag_run_id"] == run_id
-        approver = AirflowApi(http, "berlin_ops", embedded.DEMO_USERS["berlin_ops"][1])
+        approver = AirflowApi(http, "berlin_ops", embedded.password("berlin_ops"))
         approver.answer(DAG_ID, run_id, "Approve", "stack test approved")
 
         def finished() -> str | None:

@@ -1,0 +1,1 @@
+"""Airflow plugins of the provider: the fleet page in the Airflow UI."""
