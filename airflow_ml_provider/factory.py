@@ -24,6 +24,10 @@ from airflow_ml_provider.operators.validate import ValidateDataOperator
 
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
+VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
+# The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
+# city sets fewer retries; their refusals (a moved champion, unapproved bits) fail at once, without retries.
+MLFLOW_STEP_MIN_RETRIES = 3
 
 
 def city_dags(loader_file: str) -> dict[str, DAG]:
@@ -135,27 +139,34 @@ def build_retrain_dag(config: CityConfig) -> DAG:
         },
     ) as dag:
         common = {"config": config}
-        validate = ValidateDataOperator(task_id="validate_data", data_uri=config.data_uri, **common)
-        train = TrainModelOperator(task_id="train", validation=validate.output, **common, **train_resources)
+        mlflow_retries = {"retries": max(config.retries, MLFLOW_STEP_MIN_RETRIES)}
+        validate = ValidateDataOperator(task_id=VALIDATE, data_uri=config.data_uri, **common)
+        train = TrainModelOperator(task_id=TRAIN, validation=validate.output, **common, **train_resources)
         evaluate = EvaluateModelOperator(
-            task_id="evaluate", validation=validate.output, training=train.output, **common, **train_resources
+            task_id=EVALUATE,
+            validation=validate.output,
+            training=train.output,
+            **common,
+            **train_resources,
+            **mlflow_retries,
         )
         register = RegisterModelOperator(
-            task_id="register",
+            task_id=REGISTER,
             validation=validate.output,
             training=train.output,
             evaluation=evaluate.output,
             **common,
+            **mlflow_retries,
         )
         approve = CityApprovalOperator(
-            task_id="approve",
+            task_id=APPROVE,
             config=config,
             registration=register.output,
-            body=f"{{{{ ti.xcom_pull(task_ids='evaluate', key='{REPORT_MARKDOWN_KEY}') }}}}",
+            body=f"{{{{ ti.xcom_pull(task_ids='{EVALUATE}', key='{REPORT_MARKDOWN_KEY}') }}}}",
             notifiers=build_notifiers(config),
         )
         promote = PromoteModelOperator(
-            task_id="promote", registration=register.output, decision=approve.output, **common
+            task_id=PROMOTE, registration=register.output, decision=approve.output, **common, **mlflow_retries
         )
         chain(validate, train, evaluate, register, approve, promote)
     return dag

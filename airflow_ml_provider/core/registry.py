@@ -1,12 +1,19 @@
-"""Registry rules, Airflow- and MLflow-free: alias names, audit tag names, and the compare-and-set decisions.
+"""Registry rules, Airflow- and MLflow-free: alias and tag names, and what register, approve, promote and rollback
+may do. ``hooks/mlflow.py`` executes these plans; the rules live here so they are tested without a store.
 
-The MLflow calls live in ``hooks/mlflow.py``; what is allowed lives here so it can be tested without a store.
+A candidate is its bits: a version carries the sha256 of the model ``evaluate`` scored (``MODEL_SHA_TAG``) and of the
+file MLflow stored (``MODEL_ARTIFACT_SHA_TAG``). A rerun of a DAG run reuses its version only for the same bits;
+other bits get a new version and the run's older undecided versions are superseded. ``promote`` moves ``champion``
+only to the version an approver of the city approved, with the report and the bits that approval was about.
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained, Validated
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -39,6 +46,12 @@ MODEL_SHA_TAG = TAG_PREFIX + "model_sha256"
 MODEL_ARTIFACT_SHA_TAG = TAG_PREFIX + "model_artifact_sha256"
 # On a superseded version: the version of the same DAG run that replaced it.
 SUPERSEDED_BY_TAG = TAG_PREFIX + "superseded_by"
+# Airflow's ApprovalOperator answers (its APPROVE and REJECT options, as chosen_options), and who "answered" when the
+# scheduler applied the default answer at the response timeout.
+APPROVE_ANSWER = ("Approve",)
+REJECT_ANSWER = ("Reject",)
+TIMEOUT_DECIDER = "timeout"
+
 # Tags of the Airflow DAG run that registered a version (also on its MLflow runs).
 DAG_ID_TAG = "airflow.dag_id"
 DAG_RUN_TAG = "airflow.dag_run_id"
@@ -48,8 +61,25 @@ class StaleChampionError(RuntimeError):
     """The champion moved between evaluation and promotion: the evidence no longer applies."""
 
 
+class PromotionRefused(RuntimeError):
+    """The decision, the report or the bits do not check out; promoting anyway would put unapproved bits live."""
+
+
 class RollbackRefused(RuntimeError):
-    """The rollback target was never approved (pass ``force`` to override, with a reason)."""
+    """The rollback target may not become champion this way (see :func:`plan_rollback`)."""
+
+
+class UnevaluatedModel(RuntimeError):
+    """register was handed a model other than the one evaluate scored (train re-ran without evaluate)."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What register does: reuse the DAG run's version holding these bits, or register a new one; supersede the rest."""
+
+    reuse: str | None
+    supersede: tuple[str, ...]  # other undecided versions of this DAG run: tagged superseded, lose challenger
+    clear_tags: tuple[str, ...]  # stale state tags of the reused version, now the DAG run's candidate again
 
 
 @dataclass(frozen=True)
@@ -67,6 +97,184 @@ class Rollback:
     from_version: str | None
 
 
+def check_evaluated(trained: Trained, evaluated: Evaluated) -> None:
+    """Only the bits evaluate scored may be registered."""
+    if trained.model_sha256 != evaluated.model_sha256:
+        raise UnevaluatedModel(
+            f"train's model (sha256 {trained.model_sha256[:12]}) is not the one evaluate scored "
+            f"({evaluated.model_sha256[:12]}): train re-ran after evaluate. Clear train with downstream"
+        )
+
+
+def needs_approval(verdict: str, on_guardrail_failure: str) -> bool:
+    """A passing candidate asks the approvers; a failing one only under ``on_guardrail_failure: ask``."""
+    return verdict == "pass" or on_guardrail_failure == "ask"
+
+
+def plan_registration(
+    model_sha256: str, *, needs_approval: bool, run_versions: Mapping[str, Mapping[str, str]]
+) -> Registration:
+    """``run_versions``: version -> tags of every version this DAG run registered before (a retry or a rerun)."""
+    same_bits = [v for v, tags in run_versions.items() if tags.get(MODEL_SHA_TAG) == model_sha256]
+    reuse = max(same_bits, key=int) if same_bits else None
+    supersede = tuple(
+        sorted(
+            (
+                v
+                for v, tags in run_versions.items()
+                if v != reuse and tags.get(DECISION_TAG) != APPROVED and SUPERSEDED_BY_TAG not in tags
+            ),
+            key=int,
+        )
+    )
+    clear: list[str] = []
+    if reuse is not None:
+        tags = run_versions[reuse]
+        if SUPERSEDED_BY_TAG in tags:
+            clear.append(SUPERSEDED_BY_TAG)
+        if tags.get(DECISION_TAG) == SUPERSEDED or (tags.get(DECISION_TAG) == BLOCKED and needs_approval):
+            clear.append(DECISION_TAG)
+    return Registration(reuse=reuse, supersede=supersede, clear_tags=tuple(clear))
+
+
+def superseded_tags(by_version: str, tags: Mapping[str, str]) -> dict[str, str]:
+    """A person's rejection stays on record; a version nobody decided on is marked superseded."""
+    if tags.get(DECISION_TAG) == REJECTED:
+        return {SUPERSEDED_BY_TAG: by_version}
+    return {SUPERSEDED_BY_TAG: by_version, DECISION_TAG: SUPERSEDED}
+
+
+def lineage_tags(
+    *,
+    city: str,
+    package_version: str,
+    config_sha256: str,
+    run_reason: str,
+    validated: Validated,
+    trained: Trained,
+    evaluated: Evaluated,
+    code_commit: str | None,
+) -> dict[str, str]:
+    """What a model version says about where it came from: code, config, data, bits, evidence, libraries."""
+    tags = {
+        "city": city,
+        TAG_PREFIX + "package_version": package_version,
+        TAG_PREFIX + "config_sha256": config_sha256,
+        TAG_PREFIX + "data_uri": validated.data_uri,
+        TAG_PREFIX + "snapshot_uri": validated.snapshot_uri,
+        TAG_PREFIX + "snapshot_sha256": validated.snapshot_sha256,
+        TAG_PREFIX + "train_rows": str(trained.train_rows),
+        TAG_PREFIX + "eval_rows": str(evaluated.eval_rows),
+        TAG_PREFIX + "run_reason": run_reason,
+        MODEL_SHA_TAG: evaluated.model_sha256,
+        VERDICT_TAG: evaluated.verdict,
+        EVALUATED_AGAINST_TAG: evaluated.champion_version or "none",
+        REPORT_SHA_TAG: evaluated.report_sha256,
+        **library_versions(),
+    }
+    if code_commit:
+        tags[CODE_COMMIT_TAG] = code_commit
+    return tags
+
+
+def decision_of(
+    registered: Registered,
+    *,
+    chosen: Sequence[str],
+    responded_by: Mapping[str, str] | None,
+    reason: str | None,
+    responded_at: str,
+    timeout_hours: float,
+) -> Decision:
+    """The approval's answer as recorded. Silence is a rejection; approving a candidate that failed its guardrails
+    needs a reason, and an approval without one is recorded as a rejection saying so."""
+    user = responded_by or {}
+    decided_by = user.get("name") or user.get("id") or TIMEOUT_DECIDER
+    answer = tuple(chosen)
+    reason = (reason or "").strip()
+    if decided_by == TIMEOUT_DECIDER and not reason:
+        reason = f"no answer within {timeout_hours:g} h"
+    if answer == APPROVE_ANSWER and registered.verdict != "pass" and not reason:
+        answer = REJECT_ANSWER
+        reason = (
+            "approved without a reason, which a candidate that failed its guardrails needs; recorded as a "
+            "rejection (clear the approve task to answer again)"
+        )
+    return Decision(
+        model_name=registered.model_name,
+        version=registered.version,
+        model_sha256=registered.model_sha256,
+        report_sha256=registered.report_sha256,
+        answer=answer,
+        decided_by=decided_by,
+        reason=reason,
+        decided_at=responded_at,
+    )
+
+
+def decision_tags(decision: str, *, decided_by: str, at: str, reason: str, report_sha256: str) -> dict[str, str]:
+    return {
+        DECISION_TAG: decision,
+        DECIDED_BY_TAG: decided_by,
+        DECIDED_AT_TAG: at,
+        DECISION_REASON_TAG: reason or "",
+        REPORT_SHA_TAG: report_sha256,
+    }
+
+
+def recorded(decision: Decision) -> dict[str, str]:
+    """The version tags that record an approval's answer."""
+    return decision_tags(
+        APPROVED if decision.answer == APPROVE_ANSWER else REJECTED,
+        decided_by=decision.decided_by,
+        at=decision.decided_at,
+        reason=decision.reason,
+        report_sha256=decision.report_sha256,
+    )
+
+
+def check_promotable(
+    registered: Registered,
+    decision: Decision,
+    *,
+    approvers: Sequence[str],
+    version_tags: Mapping[str, str],
+    artifact_sha256: str,
+) -> None:
+    """promote re-checks the decision itself: nothing but the approved bits, approved by an approver, goes live."""
+    problems = []
+    if decision.answer != APPROVE_ANSWER:
+        problems.append(f"the answer was {list(decision.answer)}, not {list(APPROVE_ANSWER)}")
+    if decision.decided_by not in approvers:
+        problems.append(f"{decision.decided_by!r} is not one of approval.approvers {list(approvers)}")
+    if (decision.model_name, decision.version) != (registered.model_name, registered.version):
+        problems.append(
+            f"the approval is about {decision.model_name} v{decision.version}, register registered "
+            f"{registered.model_name} v{registered.version}"
+        )
+    recorded_as = (version_tags.get(DECISION_TAG), version_tags.get(DECIDED_BY_TAG), version_tags.get(DECIDED_AT_TAG))
+    if recorded_as != (APPROVED, decision.decided_by, decision.decided_at):
+        problems.append(
+            f"the version records decision {recorded_as[0] or 'none'} by {recorded_as[1] or 'nobody'} at "
+            f"{recorded_as[2] or '-'}, not this approval"
+        )
+    if SUPERSEDED_BY_TAG in version_tags:
+        problems.append(f"it was superseded by v{version_tags[SUPERSEDED_BY_TAG]} (a rerun registered other bits)")
+    shas = {registered.report_sha256, decision.report_sha256, version_tags.get(REPORT_SHA_TAG)}
+    if len(shas) != 1:
+        problems.append("the report on the version is not the report that was approved (report_sha256 differs)")
+    shas = {registered.model_sha256, decision.model_sha256, version_tags.get(MODEL_SHA_TAG)}
+    if len(shas) != 1:
+        problems.append("the model on the version is not the model that was evaluated (model_sha256 differs)")
+    if version_tags.get(MODEL_ARTIFACT_SHA_TAG) != artifact_sha256:
+        problems.append(
+            f"MLflow's model file (sha256 {artifact_sha256[:12]}) is not the file registered "
+            f"({(version_tags.get(MODEL_ARTIFACT_SHA_TAG) or 'none')[:12]})"
+        )
+    if problems:
+        raise PromotionRefused(f"{registered.model_name} v{registered.version} not promoted: " + "; ".join(problems))
+
+
 def plan_promotion(
     model_name: str, version: str, *, expected_champion: str | None, current_champion: str | None
 ) -> Promotion:
@@ -82,25 +290,38 @@ def plan_promotion(
 
 
 def plan_rollback(
-    model_name: str, *, target_version: str, target_tags: dict[str, str], current_champion: str | None, force: bool
+    model_name: str,
+    *,
+    target_version: str,
+    target_tags: Mapping[str, str],
+    current_champion: str | None,
+    force: bool,
+    triggered_by: str,
+    approvers: Sequence[str],
 ) -> Rollback:
-    """A rollback may only restore a version a person once approved, unless forced."""
-    if target_tags.get(DECISION_TAG) != APPROVED and not force:
+    """A rollback restores a version a person approved. Rejected, blocked and superseded versions never; a version
+    nobody decided on only when forced; a version newer than the champion (a promotion in disguise) only when an
+    approver of the city runs it."""
+    decision = target_tags.get(DECISION_TAG)
+    if SUPERSEDED_BY_TAG in target_tags:
+        decision = SUPERSEDED  # whatever was recorded after: its DAG run registered other bits in its place
+    if decision in (REJECTED, BLOCKED, SUPERSEDED):
+        by = f" by {target_tags[DECIDED_BY_TAG]}" if decision == REJECTED and DECIDED_BY_TAG in target_tags else ""
         raise RollbackRefused(
-            f"{model_name} v{target_version} was never approved (decision: "
-            f"{target_tags.get(DECISION_TAG, 'none')}); pass force to roll back to it anyway"
+            f"{model_name} v{target_version} was {decision}{by}; a rollback never restores it, even forced. "
+            "Pick an approved version (airflow-ml status lists them)"
+        )
+    if decision != APPROVED and not force:
+        raise RollbackRefused(
+            f"{model_name} v{target_version} was never approved (decision: {decision or 'none'}); "
+            "pass force to roll back to it anyway"
+        )
+    if current_champion is not None and int(target_version) > int(current_champion) and triggered_by not in approvers:
+        raise RollbackRefused(
+            f"{model_name} v{target_version} is newer than the champion v{current_champion}: moving forward is a "
+            f"promotion, which only an approver of the city ({', '.join(approvers)}) may run; {triggered_by} is not one"
         )
     return Rollback(model_name, to_version=target_version, from_version=current_champion)
-
-
-def decision_tags(decision: str, *, decided_by: str, at: str, reason: str, report_sha256: str) -> dict[str, str]:
-    return {
-        DECISION_TAG: decision,
-        DECIDED_BY_TAG: decided_by,
-        DECIDED_AT_TAG: at,
-        DECISION_REASON_TAG: reason or "",
-        REPORT_SHA_TAG: report_sha256,
-    }
 
 
 def library_versions() -> dict[str, str]:

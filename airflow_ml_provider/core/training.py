@@ -88,3 +88,14 @@ def predict(config: CityConfig, model: Any, frame: pd.DataFrame) -> Any:
     if config.task == "classification":
         return model.predict_proba(features)[:, 1]
     return model.predict(features)
+
+
+def training_params(config: CityConfig, model: Pipeline, *, train_rows: int, windows_days: tuple[int, int]) -> dict:
+    """What a training attempt logs as MLflow params: the estimator, its effective parameters and the data size."""
+    return {
+        "estimator": config.model.estimator,
+        "train_window_days": windows_days[0],
+        "eval_window_days": windows_days[1],
+        "train_rows": train_rows,
+        **{f"estimator.{name}": value for name, value in model.named_steps["estimator"].get_params().items()},
+    }

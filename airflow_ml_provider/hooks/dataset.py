@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from airflow_ml_provider.core.handoff import Trained, Validated
 
 FORMATS = ("parquet", "csv")
 
@@ -170,6 +172,28 @@ class DatasetHook(BaseHook):
             raise self._s3_error(uri, exc) from exc
         except BotoCoreError as exc:
             raise DatasetError(f"{uri}: cannot read from S3 with connection {self.aws_conn_id!r}: {exc}") from exc
+
+    def read_snapshot_windows(self, validated: Validated, timestamp_column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The validated snapshot split into train and eval windows; refuses a snapshot whose hash does not match."""
+        from airflow_ml_provider.core.snapshot import from_parquet_bytes
+
+        uri = validated.snapshot_uri
+        frame = from_parquet_bytes(self.read_bytes(uri), validated.snapshot_sha256, uri)
+        return validated.windows.split(frame, timestamp_column)
+
+    def read_model(self, trained: Trained) -> Any:
+        """The candidate pipeline ``train`` wrote, verified against its sha256 before unpickling."""
+        import pickle
+
+        from airflow_ml_provider.core.storage import sha256_hex
+
+        data = self.read_bytes(trained.model_uri)
+        if sha256_hex(data) != trained.model_sha256:
+            raise UnusableFileError(
+                f"{trained.model_uri}: the model file changed since training (sha256 mismatch); clear train with "
+                "downstream"
+            )
+        return pickle.loads(data)
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write (or replace) a file or object; local parent folders are created."""

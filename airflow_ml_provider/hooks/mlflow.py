@@ -1,26 +1,50 @@
 """MlflowHook: the one way this package talks to MLflow (tracking runs, model versions, aliases and tags).
 
 Importing this module is cheap; mlflow itself is imported on first use, never while Airflow parses DAG files.
+
+Errors: only MLflow's ``RESOURCE_DOES_NOT_EXIST`` (and an alias that is not set) mean "absent". Any other
+MlflowException or connection error propagates, so Airflow retries the task: an outage is never read as "no
+champion" or "no version yet". The rules of what may be registered, promoted or rolled back live in
+``core/registry.py``; this hook reads what they need and executes their plans.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.registry import DAG_ID_TAG, DAG_RUN_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 SEARCH_PAGE_SIZE = 1000
+PARENT_RUN_TAG = "mlflow.parentRunId"
+TRY_NUMBER_TAG = "airflow.try_number"
+MODEL_FILE = "model.pkl"  # the sklearn flavour's file, with serialization_format="pickle"
+
+
+def serving_requirements() -> list[str]:
+    """The pinned libraries the pipeline needs to load and predict. Given explicitly, MLflow skips inferring them
+    (a subprocess that loads the model: tens of seconds per registration on a small worker)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "numpy", "scipy")]
+
+
+def is_absent(exc: BaseException) -> bool:
+    """Whether an MLflow error says the thing does not exist (anything else is an outage to retry)."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
 
 
 @dataclass(frozen=True)
@@ -114,18 +138,37 @@ class MlflowHook(BaseHook):
         )
         return run.info.run_id
 
+    def attempt_run_id(self, parent_run_id: str, *, run_name: str, tags: dict[str, str]) -> str:
+        """A new run nested under the DAG run's run, for one training attempt: its params, report and model.
+
+        MLflow params are immutable; a rerun after the data changed trains other bits with other params, so each
+        attempt logs to its own run instead of rewriting the DAG run's.
+        """
+        parent = self.client.get_run(parent_run_id)
+        run = self.client.create_run(
+            parent.info.experiment_id,
+            run_name=run_name,
+            tags={
+                **{k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")},
+                **tags,
+                PARENT_RUN_TAG: parent_run_id,
+            },
+        )
+        return run.info.run_id
+
     def _experiment_id(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
         location = f"{self.artifact_root.rstrip('/')}/{name}" if self.artifact_root else None
+        from mlflow.exceptions import MlflowException
+
         try:
             return self.client.create_experiment(name, artifact_location=location)
-        except Exception:  # created concurrently by another city's task
-            experiment = self.client.get_experiment_by_name(name)
-            if experiment is None:
+        except MlflowException as exc:  # created concurrently by another task of the city
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-            return experiment.experiment_id
+            return self.client.get_experiment_by_name(name).experiment_id
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
@@ -134,8 +177,6 @@ class MlflowHook(BaseHook):
         self.client.log_dict(run_id, data, artifact_file)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
-        import tempfile
-
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, os.path.basename(artifact_file))
             with open(path, "wb") as handle:
@@ -167,12 +208,17 @@ class MlflowHook(BaseHook):
     # ----- registry -------------------------------------------------------------------------------------------------
 
     def version_by_alias(self, model_name: str, alias: str) -> VersionInfo | None:
+        """The version an alias points at; None only when the model does not exist or the alias is not set."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return VersionInfo.of(self.client.get_model_version_by_alias(model_name, alias))
-        except MlflowException:
-            return None  # no such model or alias yet (a city's first run)
+            model = self.client.get_registered_model(model_name)
+        except MlflowException as exc:
+            if is_absent(exc):
+                return None  # a city's first run
+            raise
+        version = model.aliases.get(alias)
+        return None if version is None else self.get_version(model_name, str(version))
 
     def get_version(self, model_name: str, version: str) -> VersionInfo:
         return VersionInfo.of(self.client.get_model_version(model_name, str(version)))
@@ -193,57 +239,124 @@ class MlflowHook(BaseHook):
             return None
         return {column["name"]: column["type"] for column in signature.inputs.to_dict()}
 
-    def version_of_dag_run(self, model_name: str, dag_run_id: str) -> VersionInfo | None:
-        """The version a DAG run registered before, so a retried ``register`` does not create a second one."""
-        return next((v for v in self.versions(model_name) if v.tags.get(DAG_RUN_TAG) == dag_run_id), None)
+    @staticmethod
+    def schema_of(features: Any) -> dict[str, str]:
+        """The input schema MLflow records for a model fed these features, in the form ``input_schema`` returns."""
+        from mlflow.models import infer_signature
 
-    def register_model(
+        return {column["name"]: column["type"] for column in infer_signature(features).inputs.to_dict()}
+
+    def artifact_sha256(self, model_name: str, version: str) -> str:
+        """The sha256 of the model file MLflow serves for this version."""
+        return self._file_sha256(f"models:/{model_name}/{version}/{MODEL_FILE}")
+
+    def _file_sha256(self, artifact_uri: str) -> str:
+        import mlflow.artifacts
+
+        self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp)
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    def versions(self, model_name: str) -> list[VersionInfo]:
+        """Every version of the model, newest first (none when the model does not exist yet)."""
+        found = self.client.search_model_versions(f"name = '{model_name}'")
+        return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version), reverse=True)
+
+    def versions_of_dag_run(self, model_name: str, dag_run_id: str) -> list[VersionInfo]:
+        """Every version a DAG run registered (one per distinct model it evaluated), newest first."""
+        return [v for v in self.versions(model_name) if v.tags.get(DAG_RUN_TAG) == dag_run_id]
+
+    def version_of_dag_run(self, model_name: str, dag_run_id: str) -> VersionInfo | None:
+        """The DAG run's current candidate: its newest version not superseded by a rerun."""
+        return next(
+            (v for v in self.versions_of_dag_run(model_name, dag_run_id) if registry.SUPERSEDED_BY_TAG not in v.tags),
+            None,
+        )
+
+    def register_candidate(
         self,
         *,
-        run_id: str,
         model_name: str,
+        run_id: str,
         model: Any,
         input_example: Any,
         tags: dict[str, str],
         dag_run_id: str,
-    ) -> VersionInfo:
-        """Log the sklearn pipeline to the run (signature, input example) and register it; idempotent per DAG run."""
-        existing = self.version_of_dag_run(model_name, dag_run_id)
-        if existing is not None:
-            self.log.info("DAG run %s already registered %s v%s; reusing it", dag_run_id, model_name, existing.version)
-            return existing
+        needs_approval: bool,
+    ) -> tuple[VersionInfo, bool]:
+        """Register the evaluated bits (``tags`` carry their MODEL_SHA_TAG) for a DAG run, as
+        :func:`registry.plan_registration` says: reuse the run's version holding the same bits, else a new version;
+        the run's other undecided versions are superseded. Returns the version and whether it was reused.
+        Safe to retry at any point: the version is created with the DAG run and the bits in its tags."""
+        model_sha256 = tags[registry.MODEL_SHA_TAG]
+        earlier = self.versions_of_dag_run(model_name, dag_run_id)
+        plan = registry.plan_registration(
+            model_sha256, needs_approval=needs_approval, run_versions={v.version: v.tags for v in earlier}
+        )
+        if plan.reuse is not None:
+            version = plan.reuse
+            self.log.info(
+                "DAG run %s registered these bits before as %s v%s; reusing it", dag_run_id, model_name, version
+            )
+            for key in plan.clear_tags:
+                self.client.delete_model_version_tag(model_name, version, key)
+        else:
+            version = self._log_and_register(
+                model_name, run_id, model, input_example, {**tags, DAG_RUN_TAG: dag_run_id}
+            )
+        self.set_version_tags(model_name, version, tags)  # this attempt's evidence (a new report on a reused version)
+        challenger = self.version_by_alias(model_name, registry.CHALLENGER)
+        for old in (v for v in earlier if v.version in plan.supersede):
+            self.log.info(
+                "%s v%s is superseded by v%s (other bits from the same DAG run)", model_name, old.version, version
+            )
+            self.set_version_tags(model_name, old.version, registry.superseded_tags(version, old.tags))
+            if challenger is not None and challenger.version == old.version:
+                self.delete_alias(model_name, registry.CHALLENGER)
+        if needs_approval:
+            self.set_alias(model_name, registry.CHALLENGER, version)
+        else:
+            self.set_version_tags(model_name, version, {registry.DECISION_TAG: registry.BLOCKED})
+        return self.get_version(model_name, version), plan.reuse is not None
+
+    def _log_and_register(
+        self, model_name: str, run_id: str, model: Any, input_example: Any, tags: dict[str, str]
+    ) -> str:
+        """Log the sklearn pipeline to the run (signature, input example) and create a version of it, tagged with
+        the sha256 of the model file MLflow stored."""
         import mlflow
         import mlflow.sklearn
+        from mlflow.exceptions import MlflowException
         from mlflow.models import infer_signature
 
         self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
         signature = infer_signature(input_example, model.predict(input_example))
         with mlflow.start_run(run_id=run_id):
             info = mlflow.sklearn.log_model(
-                model, name="model", signature=signature, input_example=input_example, serialization_format="pickle"
+                model,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                serialization_format="pickle",
+                pip_requirements=serving_requirements(),
             )
-        with contextlib.suppress(mlflow.exceptions.MlflowException):  # exists already
-            self.client.create_registered_model(model_name)
-        return VersionInfo.of(
-            self.client.create_model_version(
-                # model_id links the version to MLflow 3's logged model; a tracking server requires it.
-                model_name,
-                info.model_uri,
-                run_id=run_id,
-                tags={**tags, DAG_RUN_TAG: dag_run_id},
-                model_id=info.model_id,
-            )
-        )
-
-    def versions(self, model_name: str) -> list[VersionInfo]:
-        """Every version of the model, newest first (none when the model does not exist yet)."""
-        from mlflow.exceptions import MlflowException
-
+        location = self.client.get_logged_model(info.model_id).artifact_location
+        artifact_sha256 = self._file_sha256(f"{location.rstrip('/')}/{MODEL_FILE}")
         try:
-            found = self.client.search_model_versions(f"name = '{model_name}'")
-        except MlflowException:
-            return []
-        return sorted((VersionInfo.of(v) for v in found), key=lambda v: int(v.version), reverse=True)
+            self.client.create_registered_model(model_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        created = self.client.create_model_version(
+            # model_id links the version to MLflow 3's logged model; a tracking server requires it.
+            model_name,
+            info.model_uri,
+            run_id=run_id,
+            tags={**tags, registry.MODEL_ARTIFACT_SHA_TAG: artifact_sha256},
+            model_id=info.model_id,
+        )
+        return str(created.version)
 
     def set_version_tags(self, model_name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -255,25 +368,37 @@ class MlflowHook(BaseHook):
     def delete_alias(self, model_name: str, alias: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        with contextlib.suppress(MlflowException):  # not set
+        try:
             self.client.delete_registered_model_alias(model_name, alias)
+        except MlflowException as exc:
+            if not is_absent(exc):
+                raise
 
-    def promote(
-        self,
-        model_name: str,
-        version: str,
-        *,
-        expected_champion: str | None,
-        decided_by: str,
-        reason: str,
-        report_sha256: str,
-    ) -> registry.Promotion:
-        """Compare-and-set: point ``champion`` at ``version`` only if it still points at ``expected_champion``."""
+    def record_decision(self, decision: Decision) -> None:
+        """Write an approval's answer on the version; a rejection (or timeout) also takes ``challenger`` away."""
+        self.set_version_tags(decision.model_name, decision.version, registry.recorded(decision))
+        if decision.answer != registry.APPROVE_ANSWER:
+            self._drop_challenger(decision.model_name, decision.version)
+
+    def promote(self, registered: Registered, decision: Decision, *, approvers: list[str]) -> registry.Promotion:
+        """Check the decision and the bits again (:func:`registry.check_promotable`), then compare-and-set: point
+        ``champion`` at the version only if it still points at the champion the candidate was evaluated against.
+
+        Raises PromotionRefused or StaleChampionError (final) or an MLflow error (retry: nothing was read or moved).
+        """
+        model_name, version = registered.model_name, registered.version
+        registry.check_promotable(
+            registered,
+            decision,
+            approvers=approvers,
+            version_tags=self.get_version(model_name, version).tags,
+            artifact_sha256=self.artifact_sha256(model_name, version),
+        )
         current = self.version_by_alias(model_name, registry.CHAMPION)
         promotion = registry.plan_promotion(
             model_name,
-            str(version),
-            expected_champion=expected_champion,
+            version,
+            expected_champion=registered.champion_version,
             current_champion=current.version if current else None,
         )
         if promotion.already_done:
@@ -281,41 +406,26 @@ class MlflowHook(BaseHook):
             return promotion
         now = datetime.now(timezone.utc).isoformat()
         self.set_version_tags(
-            model_name,
-            version,
-            registry.decision_tags(
-                registry.APPROVED, decided_by=decided_by, at=now, reason=reason, report_sha256=report_sha256
-            ),
-        )
-        self.set_version_tags(
-            model_name, version, {registry.PROMOTED_AT_TAG: now, registry.PROMOTED_BY_TAG: decided_by}
+            model_name, version, {registry.PROMOTED_AT_TAG: now, registry.PROMOTED_BY_TAG: decision.decided_by}
         )
         if promotion.previous_champion:
             self.set_alias(model_name, registry.PREVIOUS_CHAMPION, promotion.previous_champion)
         self.set_alias(model_name, registry.CHAMPION, version)
-        challenger = self.version_by_alias(model_name, registry.CHALLENGER)
-        if challenger is not None and challenger.version == str(version):
-            self.delete_alias(model_name, registry.CHALLENGER)
+        self._drop_challenger(model_name, version)
         return promotion
 
-    def reject(self, model_name: str, version: str, *, decided_by: str, reason: str, report_sha256: str) -> None:
-        """Record a rejection (by a person, or ``timeout``); no alias but ``challenger`` changes."""
-        now = datetime.now(timezone.utc).isoformat()
-        self.set_version_tags(
-            model_name,
-            version,
-            registry.decision_tags(
-                registry.REJECTED, decided_by=decided_by, at=now, reason=reason, report_sha256=report_sha256
-            ),
-        )
-        challenger = self.version_by_alias(model_name, registry.CHALLENGER)
-        if challenger is not None and challenger.version == str(version):
-            self.delete_alias(model_name, registry.CHALLENGER)
-
     def rollback(
-        self, model_name: str, *, to_version: str | None, decided_by: str, reason: str, force: bool = False
+        self,
+        model_name: str,
+        *,
+        to_version: str | None,
+        decided_by: str,
+        reason: str,
+        force: bool = False,
+        approvers: list[str] | tuple[str, ...] = (),
     ) -> registry.Rollback:
-        """Move ``champion`` back in one step (default: to ``previous_champion``), recording who, when and why."""
+        """Move ``champion`` back in one step (default: to ``previous_champion``), recording who, when and why.
+        :func:`registry.plan_rollback` says which versions may be restored and by whom."""
         champion = self.version_by_alias(model_name, registry.CHAMPION)
         if to_version is None:
             previous = self.version_by_alias(model_name, registry.PREVIOUS_CHAMPION)
@@ -329,6 +439,8 @@ class MlflowHook(BaseHook):
             target_tags=target.tags,
             current_champion=champion.version if champion else None,
             force=force,
+            triggered_by=decided_by,
+            approvers=approvers,
         )
         now = datetime.now(timezone.utc).isoformat()
         self.set_alias(model_name, registry.CHAMPION, target.version)
@@ -363,3 +475,8 @@ class MlflowHook(BaseHook):
         for versions in found.values():
             versions.sort(key=lambda v: int(v.version), reverse=True)
         return found
+
+    def _drop_challenger(self, model_name: str, version: str) -> None:
+        challenger = self.version_by_alias(model_name, registry.CHALLENGER)
+        if challenger is not None and challenger.version == str(version):
+            self.delete_alias(model_name, registry.CHALLENGER)

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml_provider.config import CityConfig, ConfigError
+from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Registered
 from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.mlflow import MlflowHook
+from airflow_ml_provider.operators.base import handed
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
-
-TIMEOUT_DECIDER = "timeout"
 
 
 class CityApprovalOperator(ApprovalOperator):
@@ -25,10 +26,11 @@ class CityApprovalOperator(ApprovalOperator):
 
     Silence never promotes: ``defaults="Reject"`` with ``response_timeout`` from ``approval.timeout_hours``.
     With ``on_guardrail_failure: block`` a failed guardrail asks no one (this task and ``promote`` are skipped);
-    with ``ask`` the approver sees the failure and must give a reason to approve. A rejection or a timeout is
-    recorded on the model version.
+    with ``ask`` the approver sees the failure and must give a reason to approve. Every answer is recorded on the
+    model version (a rejection or a timeout also takes ``challenger`` away); a notifier that fails is logged and
+    does not stop the question. Returns :class:`~airflow_ml_provider.core.handoff.Decision`.
 
-    :param registration: XCom of ``register`` (model name, version, verdict).
+    :param registration: XCom of ``register``.
     """
 
     template_fields = (*ApprovalOperator.template_fields, "registration")
@@ -46,8 +48,7 @@ class CityApprovalOperator(ApprovalOperator):
         approval = config.approval
         kwargs.pop("params", None)  # the DAG's trigger params: not part of the approval form (see approval_form)
         super().__init__(
-            subject=f"Promote {config.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} "
-            f"for {config.city}?",
+            subject=f"Promote {config.model_name} for {config.city}?",  # names the version once it is known
             body=body,
             defaults="Reject",
             response_timeout=timedelta(hours=approval.timeout_hours),
@@ -62,69 +63,84 @@ class CityApprovalOperator(ApprovalOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> Any:
-        if not self.registration["needs_approval"]:
+        registered = handed(Registered, self.registration)
+        if not registered.needs_approval:
             raise AirflowSkipException(
                 f"guardrails failed and {self.config.city} blocks on failure: nothing to approve, nothing promoted"
             )
-        self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
-        if self.registration.get("version_url"):  # the version exists only now: evaluate's report cannot link it
-            model, version = self.registration["model_name"], self.registration["version"]
+        self.params = approval_form(guardrails_failed=registered.verdict != "pass")
+        self.subject = f"Promote {registered.model_name} v{registered.version} for {self.config.city}?"
+        if registered.version_url:  # the version exists only now: evaluate's report cannot link it
             self.body = with_link(
-                self.body, f"MLflow model version {model} v{version}", self.registration["version_url"]
+                self.body, f"MLflow model version {registered.model_name} v{registered.version}", registered.version_url
             )
         context["required_actions_url"] = required_actions_url(context)  # for the notifiers' messages
+        self.notifiers = [LoggedNotifier(notifier) for notifier in self.notifiers]
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        self.params = approval_form(guardrails_failed=self.registration["verdict"] != "pass")
-        if event.get("chosen_options") == [self.REJECT]:
-            # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
-            self._record_rejection(event)
-        answer = super().execute_complete(context=context, event=event)
-        reason = (answer.get("params_input") or {}).get("reason") or ""
-        if self.registration["verdict"] != "pass" and not reason.strip():
-            raise AirflowFailException(
-                f"{decider(answer)} approved a candidate that failed its guardrails without a reason; nothing promoted"
-            )
-        return answer
-
-    def _record_rejection(self, event: dict[str, Any]) -> None:
-        decided_by = decider(event)
-        reason = (event.get("params_input") or {}).get("reason") or ""
-        if decided_by == TIMEOUT_DECIDER:
-            reason = reason or f"no answer within {self.config.approval.timeout_hours} h"
-        MlflowHook(self.mlflow_conn_id).reject(
-            self.registration["model_name"],
-            self.registration["version"],
-            decided_by=decided_by,
-            reason=reason,
-            report_sha256=self.registration["report_sha256"],
+        registered = handed(Registered, self.registration)
+        self.params = approval_form(guardrails_failed=registered.verdict != "pass")
+        decision = registry.decision_of(
+            registered,
+            chosen=event.get("chosen_options") or [],
+            responded_by=event.get("responded_by_user"),
+            reason=(event.get("params_input") or {}).get("reason"),
+            responded_at=_iso(event.get("responded_at")),
+            timeout_hours=self.config.approval.timeout_hours,
         )
+        # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
+        MlflowHook(self.mlflow_conn_id).record_decision(decision)
         self.log.info(
-            "%s v%s rejected by %s", self.registration["model_name"], self.registration["version"], decided_by
+            "%s v%s: %s by %s (%s)",
+            decision.model_name,
+            decision.version,
+            decision.answer[0] if decision.answer else "no answer",
+            decision.decided_by,
+            decision.reason or "no reason given",
         )
+        # The approver's own answer goes to Airflow (a rejection that overrides an Approve still skips promote).
+        super().execute_complete(context=context, event={**event, "chosen_options": list(decision.answer)})
+        return decision.to_xcom()
+
+
+class LoggedNotifier:
+    """A notifier whose failure (mail server or Slack down) is logged and does not fail the approval: the request is
+    in Required Actions either way, and failing would leave the version without a decision."""
+
+    def __init__(self, notifier: BaseNotifier) -> None:
+        self.notifier = notifier
+
+    def __call__(self, context: Context) -> None:
+        try:
+            self.notifier(context)
+        except Exception:
+            self.notifier.log.exception("notifier %s failed; the approval request stands", type(self.notifier).__name__)
 
 
 def approval_form(*, guardrails_failed: bool) -> ParamsDict:
     """The approver's form. Airflow merges the DAG's trigger params into every task's params; the approval screen
-    must show only its own field, so the form is set explicitly on the worker."""
+    must show only its own field, so the form is set explicitly on the worker.
+
+    The reason is never required by the form's schema: Airflow validates the scheduler's timeout answer and a
+    Reject against it too, and those must always be recorded. A reason is required to approve a candidate that
+    failed its guardrails, which :func:`registry.decision_of` enforces."""
     if guardrails_failed:
         reason = Param(
             "",
             type="string",
-            minLength=1,
-            title="Reason (required: guardrails failed)",
-            description="This candidate failed its guardrails. Approving it needs a reason for the audit trail.",
+            title="Reason (required to approve: guardrails failed)",
+            description="This candidate failed its guardrails. Approving it needs a reason for the audit trail; "
+            "an approval without one is recorded as a rejection.",
         )
     else:
         reason = Param("", type="string", title="Reason", description="Why you approve or reject (recorded).")
     return ParamsDict({"reason": reason})
 
 
-def decider(answer: dict[str, Any]) -> str:
-    """Who answered: the user's name, or ``timeout`` when the scheduler applied the default answer."""
-    user = answer.get("responded_by_user") or {}
-    return user.get("name") or user.get("id") or TIMEOUT_DECIDER
+def _iso(value: Any) -> str:
+    """Airflow hands ``responded_at`` as a datetime; a resumed task may see its ISO text."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
 
 
 def required_actions_url(context: Context) -> str:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.core.handoff import Handoff, HandoffError
 from airflow_ml_provider.core.run_settings import RunSettings, resolve
 from airflow_ml_provider.core.storage import run_uri
+from airflow_ml_provider.hooks.dataset import DatasetHook
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+H = TypeVar("H", bound=Handoff)
+
 
 class CityOperator(BaseOperator):
-    """Base of the retraining steps. Steps pass small JSON between them through XCom, never frames or models."""
+    """Base of the retraining steps. Steps hand each other the small typed results of ``core/handoff.py`` through
+    XCom, never frames or models."""
 
     ui_color = "#e8f4fd"
 
@@ -35,8 +41,12 @@ class CityOperator(BaseOperator):
     def mlflow_hook(self) -> MlflowHook:
         return MlflowHook(self.mlflow_conn_id)
 
+    def storage_hook(self) -> DatasetHook:
+        """Where the run keeps its snapshot and candidate models (``storage.base_uri``)."""
+        return DatasetHook(aws_conn_id=self.config.storage.aws_conn_id)
+
     def mlflow_run_id(self, context: Context, hook: MlflowHook) -> str:
-        """The MLflow run of this DAG run (one per DAG run, shared by its steps)."""
+        """The MLflow run of this DAG run (one per DAG run; each training attempt nests its own run under it)."""
         return hook.dag_run_run_id(
             experiment=self.config.model_name,
             dag_id=context["dag"].dag_id,
@@ -45,6 +55,24 @@ class CityOperator(BaseOperator):
         )
 
 
+def handed(kind: type[H], data: Any) -> H:
+    """A step's input from XCom. A result the contract cannot read fails for good: retrying reads the same thing."""
+    try:
+        return kind.from_xcom(data)
+    except HandoffError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def run_end(context: Context) -> datetime:
     """The end of the data window: the logical date, or when the run was due for runs without one."""
     return context.get("logical_date") or context["dag_run"].run_after
+
+
+def airflow_run_url(context: Context) -> str | None:
+    """A link to this DAG run in the Airflow UI, when ``[api] base_url`` is set."""
+    from airflow.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback=None)
+    if not base_url:
+        return None
+    return f"{base_url.rstrip('/')}/dags/{context['dag'].dag_id}/runs/{context['run_id']}"

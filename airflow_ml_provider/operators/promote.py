@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.core.registry import RollbackRefused, StaleChampionError
-from airflow_ml_provider.operators.approve import decider
-from airflow_ml_provider.operators.base import CityOperator
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
+from airflow_ml_provider.core.registry import PromotionRefused, RollbackRefused, StaleChampionError
+from airflow_ml_provider.operators.base import CityOperator, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 class PromoteModelOperator(CityOperator):
     """Point ``champion`` at the approved candidate if it still points where evaluation saw it; a retry is a no-op.
 
-    :param registration: XCom of ``register``. :param decision: XCom of ``approve``.
+    Checks the decision itself first (the answer, an approver of the city, the version's recorded decision, report
+    and model sha256, the model file MLflow serves). A refusal or a moved champion fails for good; an MLflow error
+    is retried. :param registration: XCom of ``register``. :param decision: XCom of ``approve``.
+    Returns :class:`~airflow_ml_provider.core.handoff.Promoted`.
     """
 
     template_fields = ("registration", "decision")
@@ -28,36 +31,33 @@ class PromoteModelOperator(CityOperator):
         self.decision = decision
 
     def execute(self, context: Context) -> dict[str, Any]:
-        reg = self.registration
-        approver = decider(self.decision)
+        registered, decision = handed(Registered, self.registration), handed(Decision, self.decision)
         try:
-            promotion = self.mlflow_hook().promote(
-                reg["model_name"],
-                reg["version"],
-                expected_champion=reg["champion_version"],
-                decided_by=approver,
-                reason=(self.decision.get("params_input") or {}).get("reason") or "",
-                report_sha256=reg["report_sha256"],
-            )
-        except StaleChampionError as exc:
+            promotion = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
+        except (PromotionRefused, StaleChampionError) as exc:
             raise AirflowFailException(str(exc)) from None
         self.log.info(
             "%s v%s is champion (approved by %s); previous champion: %s",
-            reg["model_name"],
-            reg["version"],
-            approver,
+            registered.model_name,
+            registered.version,
+            decision.decided_by,
             promotion.previous_champion,
         )
-        return {
-            "model_name": reg["model_name"],
-            "champion": reg["version"],
-            "approved_by": approver,
-            "previous_champion": promotion.previous_champion,
-        }
+        return Promoted(
+            model_name=registered.model_name,
+            champion=registered.version,
+            previous_champion=promotion.previous_champion,
+            approved_by=decision.decided_by,
+            model_sha256=registered.model_sha256,
+            already_done=promotion.already_done,
+        ).to_xcom()
 
 
 class RollbackModelOperator(CityOperator):
     """Move ``champion`` back in one step; records who (the user who triggered the run), when and why.
+
+    Never to a rejected, blocked or superseded version; to a version nobody approved only with ``force``; to a
+    version newer than the champion only when an approver of the city triggered the run.
 
     :param to_version: version to restore, or ``previous_champion`` (templated).
     :param reason: why (templated, required).
@@ -83,6 +83,7 @@ class RollbackModelOperator(CityOperator):
                 decided_by=user,
                 reason=str(self.reason),
                 force=str(self.force).lower() in ("true", "1"),
+                approvers=self.config.approval.approvers,
             )
         except (RollbackRefused, ValueError) as exc:
             raise AirflowFailException(str(exc)) from None

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import pickle
 from typing import TYPE_CHECKING, Any
 
-from airflow_ml_provider.operators.base import CityOperator
+from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Trained, Validated
+from airflow_ml_provider.hooks.mlflow import TRY_NUMBER_TAG
+from airflow_ml_provider.operators.base import CityOperator, handed
 
 if TYPE_CHECKING:
-    import pandas as pd
     from airflow.sdk import Context
-
-    from airflow_ml_provider.config import CityConfig
 
 
 class TrainModelOperator(CityOperator):
-    """:param validation: the XCom of ``validate_data`` (snapshot URI, sha256, windows)."""
+    """:param validation: the XCom of ``validate_data``. Returns :class:`~airflow_ml_provider.core.handoff.Trained`.
+
+    Each attempt logs its params to its own MLflow run, nested under the DAG run's run: a rerun on changed data
+    trains other bits with other params, and MLflow params cannot change once logged.
+    """
 
     template_fields = ("validation",)
 
@@ -24,56 +27,36 @@ class TrainModelOperator(CityOperator):
         self.validation = validation
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import pickle
+
         from airflow_ml_provider.core.storage import sha256_hex
-        from airflow_ml_provider.core.training import fit
-        from airflow_ml_provider.hooks.dataset import DatasetHook
+        from airflow_ml_provider.core.training import fit, training_params
 
+        validated = handed(Validated, self.validation)
         settings = self.settings(context)
-        train, _ = read_snapshot_windows(self.config, self.validation)
+        storage = self.storage_hook()
+        train, _ = storage.read_snapshot_windows(validated, self.config.data.timestamp_column)
         model = fit(self.config, train, settings.estimator_params)
-        built_with = model.named_steps["estimator"].get_params()
-        self.log.info("Trained %s on %d rows with %s", self.config.model.estimator, len(train), built_with)
-        self.mlflow_hook().log_params(
-            self.validation["mlflow_run_id"],
-            {
-                "estimator": self.config.model.estimator,
-                "train_window_days": settings.train_window_days,
-                "eval_window_days": settings.eval_window_days,
-                "train_rows": len(train),
-                **{f"estimator.{name}": value for name, value in built_with.items()},
-            },
-        )
         payload = pickle.dumps(model)
-        model_uri = self.run_file_uri(context, "model.pkl")
-        DatasetHook(aws_conn_id=self.config.storage.aws_conn_id).write_bytes(model_uri, payload)
-        return {
-            "model_uri": model_uri,
-            "model_sha256": sha256_hex(payload),
-            "train_rows": len(train),
-            "estimator_params": settings.estimator_params,
-        }
-
-
-def read_snapshot_windows(config: CityConfig, validation: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The validated snapshot split into train and eval windows; refuses a snapshot whose hash does not match."""
-    from airflow_ml_provider.core.snapshot import from_parquet_bytes
-    from airflow_ml_provider.core.windows import Windows
-    from airflow_ml_provider.hooks.dataset import DatasetHook
-
-    uri = validation["snapshot_uri"]
-    data = DatasetHook(aws_conn_id=config.storage.aws_conn_id).read_bytes(uri)
-    frame = from_parquet_bytes(data, validation["sha256"], uri)
-    windows = Windows.from_dict(validation["windows"])
-    is_eval = frame[config.data.timestamp_column] >= windows.eval_start
-    return frame[~is_eval].reset_index(drop=True), frame[is_eval].reset_index(drop=True)
-
-
-def read_model(config: CityConfig, training: dict[str, Any]) -> Any:
-    """The candidate pipeline written by ``train``, verified against its sha256 before unpickling."""
-    from airflow_ml_provider.core.storage import sha256_hex
-    from airflow_ml_provider.hooks.dataset import DatasetHook
-
-    data = DatasetHook(aws_conn_id=config.storage.aws_conn_id).read_bytes(training["model_uri"])
-    if sha256_hex(data) != training["model_sha256"]:
-        raise ValueError(f"{training['model_uri']}: model file changed since training (sha256 mismatch); re-run")
-    return pickle.loads(data)
+        model_sha256 = sha256_hex(payload)
+        self.log.info("Trained %s on %d rows: model sha256 %s", self.config.model.estimator, len(train), model_sha256)
+        # Named by content: the file evaluate scores and register logs is the one this sha256 names.
+        model_uri = self.run_file_uri(context, f"models/{model_sha256}.pkl")
+        storage.write_bytes(model_uri, payload)
+        hook = self.mlflow_hook()
+        attempt_run_id = hook.attempt_run_id(
+            validated.mlflow_run_id,
+            run_name=f"{context['run_id']} train try {context['ti'].try_number}",
+            tags={TRY_NUMBER_TAG: str(context["ti"].try_number), registry.MODEL_SHA_TAG: model_sha256},
+        )
+        windows_days = (settings.train_window_days, settings.eval_window_days)
+        hook.log_params(
+            attempt_run_id, training_params(self.config, model, train_rows=len(train), windows_days=windows_days)
+        )
+        return Trained(
+            model_uri=model_uri,
+            model_sha256=model_sha256,
+            train_rows=len(train),
+            estimator_params=settings.estimator_params,
+            mlflow_run_id=attempt_run_id,
+        ).to_xcom()

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_ml_provider.core.handoff import Validated
+from airflow_ml_provider.hooks.dataset import DatasetHook
 from airflow_ml_provider.operators.base import CityOperator, run_end
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ class ValidateDataOperator(CityOperator):
     """Run the built-in checks and the city's Great Expectations suite on the window's rows.
 
     :param data_uri: local path or s3:// URI of the source (templated, e.g. ``s3://rides/{{ ds }}/``).
+    Returns :class:`~airflow_ml_provider.core.handoff.Validated`.
     """
 
     template_fields = ("data_uri",)
@@ -33,13 +36,18 @@ class ValidateDataOperator(CityOperator):
         from airflow_ml_provider.core.storage import sha256_hex
         from airflow_ml_provider.core.validation import validate
         from airflow_ml_provider.core.windows import Windows
-        from airflow_ml_provider.hooks.dataset import DatasetHook, UnusableFileError
+        from airflow_ml_provider.hooks.dataset import UnusableFileError
 
         settings = self.settings(context)
         windows = Windows.ending_at(run_end(context), settings.train_window_days, settings.eval_window_days)
-        dataset = DatasetHook(aws_conn_id=self.config.data.aws_conn_id)
+        storage = self.storage_hook()
+        source = (
+            storage
+            if self.config.data.aws_conn_id == storage.aws_conn_id
+            else DatasetHook(self.config.data.aws_conn_id)
+        )
         try:
-            frame = dataset.read_frame(self.data_uri, self.config.data.format)
+            frame = source.read_frame(self.data_uri, self.config.data.format)
         except UnusableFileError as exc:  # a missing file is retried (it may still land); a broken one is not
             fail_at_once(context, str(exc))
         outcome = validate(frame, self.config, windows)
@@ -58,16 +66,18 @@ class ValidateDataOperator(CityOperator):
             self.log.warning("%s", warning.message)
 
         snapshot = to_parquet_bytes(outcome.frame)
-        snapshot_uri = self.run_file_uri(context, "snapshot.parquet")
-        DatasetHook(aws_conn_id=self.config.storage.aws_conn_id).write_bytes(snapshot_uri, snapshot)
-        return {
-            "data_uri": self.data_uri,
-            "snapshot_uri": snapshot_uri,
-            "sha256": sha256_hex(snapshot),
-            "windows": windows.to_dict(),
-            "mlflow_run_id": mlflow_run_id,
-            "summary": outcome.summary(),
-        }
+        snapshot_sha256 = sha256_hex(snapshot)
+        # Named by content: a rerun on changed data leaves the earlier snapshot for the versions that came from it.
+        snapshot_uri = self.run_file_uri(context, f"snapshots/{snapshot_sha256}.parquet")
+        storage.write_bytes(snapshot_uri, snapshot)
+        return Validated(
+            data_uri=self.data_uri,
+            snapshot_uri=snapshot_uri,
+            snapshot_sha256=snapshot_sha256,
+            windows=windows,
+            mlflow_run_id=mlflow_run_id,
+            summary=outcome.summary(),
+        ).to_xcom()
 
 
 def fail_at_once(context: Context, message: str) -> NoReturn:

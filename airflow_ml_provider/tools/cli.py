@@ -197,7 +197,12 @@ def _rollback(args: argparse.Namespace) -> int:
     hook = MlflowHook()
     try:
         plan = hook.rollback(
-            config.model_name, to_version=args.to_version, decided_by=args.by, reason=args.reason, force=args.force
+            config.model_name,
+            to_version=args.to_version,
+            decided_by=args.by,
+            reason=args.reason,
+            force=args.force,
+            approvers=config.approval.approvers,
         )
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")

@@ -1,10 +1,222 @@
-"""Registry rules without a store: compare-and-set promotion, retried promotion, rollback refusal."""
+"""Registry rules without a store: registration by bits, superseding, decisions, promotion checks, rollback rules."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained
+
+A, B = "a" * 64, "b" * 64
+REPORT = "r" * 64
+ARTIFACT = "f" * 64
+AT = "2026-06-01T10:00:00+00:00"
+
+REGISTERED = Registered(
+    model_name="eta_berlin",
+    version="3",
+    mlflow_run_id="run",
+    model_sha256=A,
+    report_sha256=REPORT,
+    verdict="pass",
+    needs_approval=True,
+    champion_version="2",
+    version_url=None,
+    reused=False,
+)
+APPROVAL = Decision(
+    model_name="eta_berlin",
+    version="3",
+    model_sha256=A,
+    report_sha256=REPORT,
+    answer=registry.APPROVE_ANSWER,
+    decided_by="berlin_ops",
+    reason="reviewed",
+    decided_at=AT,
+)
+RECORDED = {
+    **registry.recorded(APPROVAL),
+    registry.MODEL_SHA_TAG: A,
+    registry.MODEL_ARTIFACT_SHA_TAG: ARTIFACT,
+}
+
+
+# ----- register ---------------------------------------------------------------------------------------------------
+
+
+def test_first_registration_of_a_dag_run_is_a_new_version() -> None:
+    assert registry.plan_registration(A, needs_approval=True, run_versions={}) == registry.Registration(None, (), ())
+
+
+def test_a_retry_with_the_same_bits_reuses_the_version() -> None:
+    plan = registry.plan_registration(A, needs_approval=True, run_versions={"3": {registry.MODEL_SHA_TAG: A}})
+    assert plan == registry.Registration(reuse="3", supersede=(), clear_tags=())
+
+
+def test_a_rerun_with_other_bits_registers_anew_and_supersedes_the_undecided() -> None:
+    earlier = {
+        "3": {registry.MODEL_SHA_TAG: A},  # pending approval
+        "4": {registry.MODEL_SHA_TAG: "c" * 64, registry.DECISION_TAG: registry.BLOCKED},
+        "5": {registry.MODEL_SHA_TAG: "d" * 64, registry.DECISION_TAG: registry.REJECTED},
+        "6": {registry.MODEL_SHA_TAG: "e" * 64, registry.DECISION_TAG: registry.APPROVED},  # may be champion
+    }
+    plan = registry.plan_registration(B, needs_approval=True, run_versions=earlier)
+    assert plan == registry.Registration(reuse=None, supersede=("3", "4", "5"), clear_tags=())
+
+
+def test_a_version_registered_before_bits_were_tagged_is_superseded() -> None:
+    plan = registry.plan_registration(A, needs_approval=True, run_versions={"1": {}})
+    assert (plan.reuse, plan.supersede) == (None, ("1",))
+
+
+def test_bits_that_come_back_revive_their_version_and_supersede_the_other() -> None:
+    earlier = {
+        "3": {registry.MODEL_SHA_TAG: A, **registry.superseded_tags("4", {})},
+        "4": {registry.MODEL_SHA_TAG: B},
+    }
+    plan = registry.plan_registration(A, needs_approval=True, run_versions=earlier)
+    assert plan == registry.Registration(
+        reuse="3", supersede=("4",), clear_tags=(registry.SUPERSEDED_BY_TAG, registry.DECISION_TAG)
+    )
+
+
+def test_a_reused_blocked_version_is_unblocked_only_when_it_now_asks() -> None:
+    earlier = {"3": {registry.MODEL_SHA_TAG: A, registry.DECISION_TAG: registry.BLOCKED}}
+    assert registry.plan_registration(A, needs_approval=True, run_versions=earlier).clear_tags == (
+        registry.DECISION_TAG,
+    )
+    assert registry.plan_registration(A, needs_approval=False, run_versions=earlier).clear_tags == ()
+
+
+def test_superseding_keeps_a_persons_rejection_on_record() -> None:
+    assert registry.superseded_tags("5", {}) == {
+        registry.SUPERSEDED_BY_TAG: "5",
+        registry.DECISION_TAG: registry.SUPERSEDED,
+    }
+    rejected = {registry.DECISION_TAG: registry.REJECTED}
+    assert registry.superseded_tags("5", rejected) == {registry.SUPERSEDED_BY_TAG: "5"}
+
+
+def test_only_evaluated_bits_are_registered() -> None:
+    trained = Trained(model_uri="m", model_sha256=B, train_rows=1, estimator_params={}, mlflow_run_id="r")
+    evaluated = Evaluated(
+        model_sha256=A,
+        verdict="pass",
+        champion_version=None,
+        report_sha256=REPORT,
+        eval_rows=1,
+        summary={},
+        schema_changed=False,
+    )
+    with pytest.raises(registry.UnevaluatedModel, match="train re-ran after evaluate"):
+        registry.check_evaluated(trained, evaluated)
+    registry.check_evaluated(dataclasses.replace(trained, model_sha256=A), evaluated)
+
+
+def test_needs_approval_follows_the_guardrail_policy() -> None:
+    assert registry.needs_approval("pass", "block") and registry.needs_approval("fail", "ask")
+    assert not registry.needs_approval("fail", "block")
+
+
+# ----- approve ----------------------------------------------------------------------------------------------------
+
+
+def _decide(verdict: str, chosen: list[str], user: dict | None, reason: str | None) -> Decision:
+    return registry.decision_of(
+        dataclasses.replace(REGISTERED, verdict=verdict),
+        chosen=chosen,
+        responded_by=user,
+        reason=reason,
+        responded_at=AT,
+        timeout_hours=72,
+    )
+
+
+def test_a_timeout_is_a_rejection_by_timeout_with_a_reason() -> None:
+    decision = _decide("fail", ["Reject"], None, "")
+    assert (decision.answer, decision.decided_by, decision.reason) == (
+        registry.REJECT_ANSWER,
+        registry.TIMEOUT_DECIDER,
+        "no answer within 72 h",
+    )
+
+
+def test_a_reject_needs_no_reason() -> None:
+    decision = _decide("fail", ["Reject"], {"id": "u1", "name": "berlin_ops"}, None)
+    assert (decision.answer, decision.decided_by, decision.reason) == (registry.REJECT_ANSWER, "berlin_ops", "")
+
+
+def test_approving_a_failed_candidate_without_a_reason_is_recorded_as_a_rejection() -> None:
+    decision = _decide("fail", ["Approve"], {"name": "berlin_ops"}, "  ")
+    assert decision.answer == registry.REJECT_ANSWER and "without a reason" in decision.reason
+    assert _decide("fail", ["Approve"], {"name": "berlin_ops"}, "known outlier").answer == registry.APPROVE_ANSWER
+    assert _decide("pass", ["Approve"], {"name": "berlin_ops"}, "").answer == registry.APPROVE_ANSWER
+
+
+def test_a_decision_names_the_version_and_its_bits() -> None:
+    decision = _decide("pass", ["Approve"], {"id": "berlin_ops"}, "ok")
+    assert (decision.version, decision.model_sha256, decision.report_sha256) == ("3", A, REPORT)
+    assert registry.recorded(decision)[registry.DECISION_TAG] == registry.APPROVED
+    assert registry.recorded(dataclasses.replace(decision, answer=registry.REJECT_ANSWER))[registry.DECISION_TAG] == (
+        registry.REJECTED
+    )
+
+
+# ----- promote ----------------------------------------------------------------------------------------------------
+
+
+def _check(decision: Decision = APPROVAL, tags: dict | None = None, artifact: str = ARTIFACT) -> None:
+    registry.check_promotable(
+        REGISTERED,
+        decision,
+        approvers=["berlin_ops", "ops_lead"],
+        version_tags=RECORDED if tags is None else tags,
+        artifact_sha256=artifact,
+    )
+
+
+def test_the_approved_bits_pass_the_checks() -> None:
+    _check()
+
+
+@pytest.mark.parametrize(
+    ("decision", "tags", "artifact", "message"),
+    [
+        (dataclasses.replace(APPROVAL, answer=registry.REJECT_ANSWER), None, ARTIFACT, r"the answer was \['Reject'\]"),
+        (dataclasses.replace(APPROVAL, decided_by="analyst"), None, ARTIFACT, "'analyst' is not one of"),
+        (dataclasses.replace(APPROVAL, version="2"), None, ARTIFACT, "approval is about eta_berlin v2"),
+        (APPROVAL, {**RECORDED, registry.DECISION_TAG: registry.REJECTED}, ARTIFACT, "records decision rejected"),
+        (APPROVAL, {**RECORDED, registry.DECISION_TAG: registry.BLOCKED}, ARTIFACT, "records decision blocked"),
+        (APPROVAL, {**RECORDED, registry.DECIDED_AT_TAG: "later"}, ARTIFACT, "not this approval"),
+        (APPROVAL, {**RECORDED, registry.SUPERSEDED_BY_TAG: "4"}, ARTIFACT, "superseded by v4"),
+        (APPROVAL, {**RECORDED, registry.REPORT_SHA_TAG: "x"}, ARTIFACT, "report_sha256 differs"),
+        (dataclasses.replace(APPROVAL, report_sha256="x"), None, ARTIFACT, "report_sha256 differs"),
+        (APPROVAL, {**RECORDED, registry.MODEL_SHA_TAG: B}, ARTIFACT, "model_sha256 differs"),
+        (dataclasses.replace(APPROVAL, model_sha256=B), None, ARTIFACT, "model_sha256 differs"),
+        (APPROVAL, None, "0" * 64, "MLflow's model file .* is not the file registered"),
+    ],
+    ids=[
+        "rejected answer",
+        "not an approver",
+        "other version",
+        "version rejected",
+        "version blocked",
+        "other approval",
+        "superseded",
+        "report changed on the version",
+        "approved another report",
+        "bits changed on the version",
+        "approved other bits",
+        "model file replaced",
+    ],
+)
+def test_promotion_is_refused_unless_every_check_holds(
+    decision: Decision, tags: dict | None, artifact: str, message: str
+) -> None:
+    with pytest.raises(registry.PromotionRefused, match=f"eta_berlin v3 not promoted: .*{message}"):
+        _check(decision, tags, artifact)
 
 
 def test_first_promotion_has_no_previous_champion() -> None:
@@ -28,14 +240,43 @@ def test_retried_promotion_is_a_no_op() -> None:
     assert registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="3").already_done
 
 
-def test_rollback_refuses_a_version_never_approved_unless_forced() -> None:
-    blocked = {registry.DECISION_TAG: registry.BLOCKED}
-    with pytest.raises(registry.RollbackRefused, match="v2 was never approved"):
-        registry.plan_rollback("eta_berlin", target_version="2", target_tags=blocked, current_champion="3", force=False)
-    plan = registry.plan_rollback(
-        "eta_berlin", target_version="2", target_tags=blocked, current_champion="3", force=True
+# ----- rollback ---------------------------------------------------------------------------------------------------
+
+
+def _rollback(tags: dict, *, target: str = "2", force: bool = False, by: str = "oncall") -> registry.Rollback:
+    return registry.plan_rollback(
+        "eta_berlin",
+        target_version=target,
+        target_tags=tags,
+        current_champion="3",
+        force=force,
+        triggered_by=by,
+        approvers=["berlin_ops"],
     )
+
+
+def test_rollback_restores_an_approved_version() -> None:
+    plan = _rollback({registry.DECISION_TAG: registry.APPROVED})
     assert (plan.to_version, plan.from_version) == ("2", "3")
+
+
+def test_rollback_to_a_version_never_decided_needs_force() -> None:
+    with pytest.raises(registry.RollbackRefused, match="v2 was never approved"):
+        _rollback({})
+    assert _rollback({}, force=True).to_version == "2"
+
+
+@pytest.mark.parametrize("decision", [registry.REJECTED, registry.BLOCKED, registry.SUPERSEDED])
+def test_rollback_never_restores_rejected_blocked_or_superseded_even_forced(decision: str) -> None:
+    with pytest.raises(registry.RollbackRefused, match=f"v2 was {decision}.*never restores it, even forced"):
+        _rollback({registry.DECISION_TAG: decision, registry.DECIDED_BY_TAG: "berlin_ops"}, force=True)
+
+
+def test_rollback_forward_is_a_promotion_only_an_approver_may_run() -> None:
+    approved = {registry.DECISION_TAG: registry.APPROVED}
+    with pytest.raises(registry.RollbackRefused, match=r"v4 is newer than the champion v3.*oncall is not one"):
+        _rollback(approved, target="4")
+    assert _rollback(approved, target="4", by="berlin_ops").to_version == "4"
 
 
 def test_decision_tags_answer_who_when_why() -> None:
@@ -48,3 +289,9 @@ def test_decision_tags_answer_who_when_why() -> None:
     )
     assert tags[registry.DECIDED_BY_TAG] == "berlin_ops"
     assert tags[registry.DECISION_REASON_TAG] == "looks good"
+
+
+def test_rollback_refuses_a_superseded_version_whatever_was_recorded_on_it_later() -> None:
+    tags = {registry.DECISION_TAG: registry.APPROVED, registry.SUPERSEDED_BY_TAG: "5"}
+    with pytest.raises(registry.RollbackRefused, match="v2 was superseded"):
+        _rollback(tags, force=True)

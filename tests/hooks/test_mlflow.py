@@ -1,17 +1,26 @@
-"""MlflowHook against a real MLflow store (SQLite): registration lineage and idempotence, compare-and-set
-promotion, retries, rollback with its audit tags, and the status and rollback commands."""
+"""MlflowHook against a real MLflow store (SQLite) and real HTTP endpoints: a candidate is its bits (reuse, new
+version, superseded), decisions, promotion that re-checks the bits, rollback rules, the error taxonomy (an outage is
+never "absent"), and the status and rollback commands."""
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import pickle
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Decision, Registered
 
 pytestmark = pytest.mark.slow
 
 MODEL = "eta_testcity"
+REPORT = "r" * 64
 
 
 @pytest.fixture(scope="module")
@@ -22,77 +31,148 @@ def hook() -> Any:
 
 
 @pytest.fixture(scope="module")
-def model_and_example() -> tuple[Any, Any]:
+def frame() -> Any:
     import pandas as pd
+
+    return pd.DataFrame({"distance_km": [1.0, 2.0, 3.0, 4.0]})
+
+
+def _bits(frame: Any, minutes_per_km: float) -> bytes:
     from sklearn.linear_model import LinearRegression
 
-    frame = pd.DataFrame({"distance_km": [1.0, 2.0, 3.0, 4.0]})
-    return LinearRegression().fit(frame, [60.0, 120.0, 180.0, 240.0]), frame
+    return pickle.dumps(LinearRegression().fit(frame, [60.0 * minutes_per_km * k for k in (1, 2, 3, 4)]))
 
 
-def _register(hook: Any, model_and_example: tuple[Any, Any], dag_run_id: str) -> Any:
-    model, example = model_and_example
+def _register(hook: Any, frame: Any, dag_run_id: str, bits: bytes, *, needs_approval: bool = True) -> tuple[Any, bool]:
     run_id = hook.dag_run_run_id(MODEL, "retrain_testcity", dag_run_id, {"city": "testcity"})
-    return hook.register_model(
-        run_id=run_id,
+    return hook.register_candidate(
         model_name=MODEL,
-        model=model,
-        input_example=example,
-        tags={"city": "testcity"},
+        run_id=run_id,
+        model=pickle.loads(bits),
+        input_example=frame,
+        tags={"city": "testcity", registry.MODEL_SHA_TAG: _sha(bits), registry.REPORT_SHA_TAG: REPORT},
         dag_run_id=dag_run_id,
+        needs_approval=needs_approval,
     )
 
 
-def test_register_is_idempotent_per_dag_run(hook: Any, model_and_example: tuple[Any, Any]) -> None:
-    first = _register(hook, model_and_example, "run_1")
-    again = _register(hook, model_and_example, "run_1")  # a retried register task
-    assert first.version == again.version == "1"
-    assert hook.version_of_dag_run(MODEL, "run_1").version == "1"
-    assert hook.dag_run_run_id(MODEL, "retrain_testcity", "run_1", {}) == first.run_id
-    assert len(hook.versions(MODEL)) == 1
+def _sha(bits: bytes) -> str:
+    return hashlib.sha256(bits).hexdigest()
 
 
-def test_promote_is_compare_and_set_and_retry_safe(hook: Any, model_and_example: tuple[Any, Any]) -> None:
-    hook.promote(MODEL, "1", expected_champion=None, decided_by="ops", reason="first", report_sha256="0" * 64)
-    v2 = _register(hook, model_and_example, "run_2")
-    promotion = hook.promote(
-        MODEL, v2.version, expected_champion="1", decided_by="berlin_ops", reason="better", report_sha256="1" * 64
+def _registered(version: Any, *, champion: str | None) -> Registered:
+    return Registered(
+        model_name=MODEL,
+        version=version.version,
+        mlflow_run_id=version.run_id,
+        model_sha256=version.tags[registry.MODEL_SHA_TAG],
+        report_sha256=REPORT,
+        verdict="pass",
+        needs_approval=True,
+        champion_version=champion,
+        version_url=None,
+        reused=False,
     )
-    assert promotion.previous_champion == "1"
-    assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "2"
-    assert hook.version_by_alias(MODEL, registry.PREVIOUS_CHAMPION).version == "1"
-    retried = hook.promote(
-        MODEL, v2.version, expected_champion="1", decided_by="berlin_ops", reason="better", report_sha256="1" * 64
+
+
+def _decide(
+    hook: Any, registered: Registered, option: str, by: str = "ops", at: str = "2026-06-01T10:00:00"
+) -> Decision:
+    decision = registry.decision_of(
+        registered, chosen=[option], responded_by={"name": by}, reason="reviewed", responded_at=at, timeout_hours=1
     )
-    assert retried.already_done
-    tags = hook.get_version(MODEL, "2").tags
-    assert (tags[registry.DECIDED_BY_TAG], tags[registry.DECISION_REASON_TAG]) == ("berlin_ops", "better")
-    assert tags[registry.PROMOTED_BY_TAG] == "berlin_ops"
-
-    v3 = _register(hook, model_and_example, "run_3")  # evaluated against v1, but v2 is champion now
-    with pytest.raises(registry.StaleChampionError, match=f"champion of {MODEL} moved from v1 to v2"):
-        hook.promote(MODEL, v3.version, expected_champion="1", decided_by="x", reason="", report_sha256="")
-    assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "2"
+    hook.record_decision(decision)
+    return decision
 
 
-def test_rollback_moves_champion_back_with_audit(hook: Any) -> None:
-    plan = hook.rollback(MODEL, to_version=None, decided_by="oncall", reason="v2 blocks airport rides")
-    assert (plan.from_version, plan.to_version) == ("2", "1")
+def test_a_new_model_is_absent_not_an_error(hook: Any) -> None:
+    assert hook.version_by_alias(MODEL, registry.CHAMPION) is None
+    assert hook.versions(MODEL) == []
+
+
+def test_a_rerun_reuses_a_version_only_for_the_same_bits(hook: Any, frame: Any) -> None:
+    a, b = _bits(frame, 1.0), _bits(frame, 1.5)
+    first, reused = _register(hook, frame, "run_1", a)
+    assert (first.version, reused) == ("1", False)
+    assert hook.version_by_alias(MODEL, registry.CHAMPION) is None  # the model exists, the alias does not
+    assert first.tags[registry.MODEL_ARTIFACT_SHA_TAG] == hook.artifact_sha256(MODEL, "1")
+    assert first.tags[registry.MODEL_SHA_TAG] == _sha(a)
+
+    again, reused = _register(hook, frame, "run_1", a)  # a retried register
+    assert (again.version, reused) == ("1", True)
+
+    other, reused = _register(hook, frame, "run_1", b)  # the data changed and the run was cleared
+    assert (other.version, reused) == ("2", False)
+    old = hook.get_version(MODEL, "1").tags
+    assert (old[registry.DECISION_TAG], old[registry.SUPERSEDED_BY_TAG]) == (registry.SUPERSEDED, "2")
+    assert hook.version_by_alias(MODEL, registry.CHALLENGER).version == "2"
+    assert hook.version_of_dag_run(MODEL, "run_1").version == "2"
+
+    back, reused = _register(hook, frame, "run_1", a)  # the fix was reverted: the first bits again
+    assert (back.version, reused) == ("1", True)
+    assert registry.SUPERSEDED_BY_TAG not in back.tags and registry.DECISION_TAG not in back.tags
+    assert hook.get_version(MODEL, "2").tags[registry.SUPERSEDED_BY_TAG] == "1"
+    assert hook.version_by_alias(MODEL, registry.CHALLENGER).version == "1"
+    assert [v.version for v in hook.versions_of_dag_run(MODEL, "run_1")] == ["2", "1"]  # one per distinct bits
+
+
+def test_promote_moves_exactly_the_approved_bits(hook: Any) -> None:
+    v1 = hook.get_version(MODEL, "1")
+    registered = _registered(v1, champion=None)
+    superseded = _registered(hook.get_version(MODEL, "2"), champion=None)
+    with pytest.raises(registry.PromotionRefused, match="superseded by v1"):
+        hook.promote(superseded, _decide(hook, superseded, "Approve"), approvers=["ops"])
+    assert hook.version_by_alias(MODEL, registry.CHAMPION) is None
+
+    decision = _decide(hook, registered, "Approve")
+    promotion = hook.promote(registered, decision, approvers=["ops"])
+    assert (promotion.previous_champion, promotion.already_done) == (None, False)
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
-    assert hook.version_by_alias(MODEL, registry.PREVIOUS_CHAMPION).version == "2"
-    tags = hook.get_version(MODEL, "1").tags
-    assert tags[registry.ROLLBACK_REASON_TAG] == "v2 blocks airport rides"
-    assert tags[registry.PROMOTED_BY_TAG] == "oncall"
-    assert tags[registry.ROLLBACK_FROM_TAG] == "2"
-    with pytest.raises(registry.RollbackRefused, match="v3 was never approved"):
-        hook.rollback(MODEL, to_version="3", decided_by="oncall", reason="try")
-
-
-def test_reject_tags_version_and_drops_challenger(hook: Any) -> None:
-    hook.set_alias(MODEL, registry.CHALLENGER, "3")
-    hook.reject(MODEL, "3", decided_by="timeout", reason="no answer", report_sha256="2" * 64)
     assert hook.version_by_alias(MODEL, registry.CHALLENGER) is None
-    assert hook.get_version(MODEL, "3").tags[registry.DECISION_TAG] == "rejected"
+    assert hook.promote(registered, decision, approvers=["ops"]).already_done  # a retried promote
+    tags = hook.get_version(MODEL, "1").tags
+    assert (tags[registry.DECIDED_BY_TAG], tags[registry.PROMOTED_BY_TAG]) == ("ops", "ops")
+
+
+def test_promote_refuses_bits_that_are_not_the_approved_ones(hook: Any, frame: Any) -> None:
+    v3, _ = _register(hook, frame, "run_3", _bits(frame, 0.9))
+    registered = _registered(v3, champion="1")
+    decision = _decide(hook, registered, "Approve")
+    with pytest.raises(registry.PromotionRefused, match=r"not one of approval\.approvers"):
+        hook.promote(registered, decision, approvers=["someone_else"])
+    hook.set_version_tags(MODEL, "3", {registry.MODEL_ARTIFACT_SHA_TAG: "0" * 64})  # as if the file were replaced
+    with pytest.raises(registry.PromotionRefused, match=r"MLflow's model file .* is not the file registered"):
+        hook.promote(registered, decision, approvers=["ops"])
+    hook.set_version_tags(MODEL, "3", {registry.MODEL_ARTIFACT_SHA_TAG: hook.artifact_sha256(MODEL, "3")})
+    with pytest.raises(registry.StaleChampionError, match=f"champion of {MODEL} moved from v2 to v1"):
+        hook.promote(_registered(v3, champion="2"), decision, approvers=["ops"])
+    promotion = hook.promote(registered, decision, approvers=["ops"])
+    assert promotion.previous_champion == "1"
+    assert hook.version_by_alias(MODEL, registry.PREVIOUS_CHAMPION).version == "1"
+
+
+def test_a_rejection_is_recorded_and_takes_challenger_away(hook: Any, frame: Any) -> None:
+    v4, _ = _register(hook, frame, "run_4", _bits(frame, 2.0))
+    assert hook.version_by_alias(MODEL, registry.CHALLENGER).version == v4.version
+    registry_decision = _decide(hook, _registered(v4, champion="3"), "Reject", by="timeout")
+    assert registry_decision.answer == registry.REJECT_ANSWER
+    assert hook.version_by_alias(MODEL, registry.CHALLENGER) is None
+    assert hook.get_version(MODEL, "4").tags[registry.DECISION_TAG] == registry.REJECTED
+    assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "3"
+
+
+def test_rollback_moves_champion_back_with_audit_and_refuses_rejected_versions(hook: Any) -> None:
+    plan = hook.rollback(MODEL, to_version=None, decided_by="oncall", reason="v3 blocks airport rides")
+    assert (plan.from_version, plan.to_version) == ("3", "1")
+    assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
+    assert hook.version_by_alias(MODEL, registry.PREVIOUS_CHAMPION).version == "3"
+    tags = hook.get_version(MODEL, "1").tags
+    assert tags[registry.ROLLBACK_REASON_TAG] == "v3 blocks airport rides"
+    assert (tags[registry.PROMOTED_BY_TAG], tags[registry.ROLLBACK_FROM_TAG]) == ("oncall", "3")
+    with pytest.raises(registry.RollbackRefused, match="v4 was rejected by timeout"):
+        hook.rollback(MODEL, to_version="4", decided_by="ops", reason="try", force=True, approvers=["ops"])
+    with pytest.raises(registry.RollbackRefused, match="v2 was superseded"):
+        hook.rollback(MODEL, to_version="2", decided_by="ops", reason="try", force=True, approvers=["ops"])
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
 
 
@@ -107,28 +187,72 @@ def test_cli_rollback_and_status(hook: Any, tmp_path: Any, capsys: pytest.Captur
     (configs / "testcity.yaml").write_text(
         "city: testcity\nregistry: {model_name: eta_testcity}\napproval: {approvers: [ops]}\n"
     )
-    assert (
-        main(
-            [
-                "rollback",
-                "testcity",
-                "--to",
-                "2",
-                "--reason",
-                "fixed upstream",
-                "--by",
-                "oncall",
-                "--config-dir",
-                str(configs),
-            ]
-        )
-        == 0
-    )
-    assert "champion v1 -> v2 (by oncall: fixed upstream)" in capsys.readouterr().out
-    assert main(["rollback", "testcity", "--to", "3", "--reason", "x", "--config-dir", str(configs)]) == 1
-    assert "never approved" in capsys.readouterr().out
+    forward = ["rollback", "testcity", "--to", "3", "--reason", "fixed upstream", "--config-dir", str(configs)]
+    assert main([*forward, "--by", "oncall"]) == 1
+    assert "newer than the champion v1" in capsys.readouterr().out
+    assert main([*forward, "--by", "ops"]) == 0
+    assert "champion v1 -> v3 (by ops: fixed upstream)" in capsys.readouterr().out
+    assert main(["rollback", "testcity", "--to", "4", "--reason", "x", "--config-dir", str(configs)]) == 1
+    assert "was rejected" in capsys.readouterr().out
     assert main(["status", str(configs)]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("testcity"))
-    assert "eta_testcity" in line and " v2 " in line and "oncall" in line
+    assert "eta_testcity" in line and " v3 " in line and "ops" in line
     assert any(row.startswith("warsaw") and " none " in row for row in out.splitlines())  # never trained here
+
+
+# ----- an outage is an error Airflow retries, never "absent" ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def no_client_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's client retries HTTP for minutes by default; the task's retries are Airflow's business here."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    """A tracking URI whose server answers every request with 503, as a proxy does while MLflow restarts."""
+
+    class Unavailable(http.server.BaseHTTPRequestHandler):
+        def _fail(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"upstream restarting")
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _fail
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("endpoint", ["closed port", "503"])
+def test_an_unreachable_registry_raises_instead_of_reading_as_absent(
+    endpoint: str, no_client_retries: None, failing_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    uri = f"http://127.0.0.1:{_free_port()}" if endpoint == "closed port" else failing_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    down = MlflowHook("no_such_connection")
+    with pytest.raises(MlflowException):
+        down.version_by_alias(MODEL, registry.CHAMPION)
+    with pytest.raises(MlflowException):
+        down.versions(MODEL)
+    with pytest.raises(MlflowException):
+        down.versions_of_dag_run(MODEL, "run_1")

@@ -7,6 +7,8 @@ The test city ``corpus`` reads the file its run's conf names (``data.uri: "{{ da
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from bad_inputs import CORPUS, DATA_END, BadInput
 
 from airflow_ml_provider.config import load_city_config
 from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Registered
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
@@ -42,23 +45,40 @@ def champion(dagbag: Any, config: Any, clean_rides: Any) -> str:
 
     hook = MlflowHook()
     model = fit(config, clean_rides, config.model.params)
+    payload = pickle.dumps(model)
+    sha256, report_sha256 = hashlib.sha256(payload).hexdigest(), "0" * 64
     run_id = hook.dag_run_run_id(config.model_name, f"retrain_{CITY}", "seed", tags={"city": CITY})
-    version = hook.register_model(
-        run_id=run_id,
+    version, _ = hook.register_candidate(
         model_name=config.model_name,
+        run_id=run_id,
         model=model,
         input_example=feature_frame(config, clean_rides.head(5)),
-        tags={"city": CITY},
+        tags={"city": CITY, registry.MODEL_SHA_TAG: sha256, registry.REPORT_SHA_TAG: report_sha256},
         dag_run_id="seed",
+        needs_approval=True,
     )
-    hook.promote(
-        config.model_name,
-        version.version,
-        expected_champion=None,
-        decided_by="ops_lead",
+    registered = Registered(
+        model_name=config.model_name,
+        version=version.version,
+        mlflow_run_id=run_id,
+        model_sha256=sha256,
+        report_sha256=report_sha256,
+        verdict="pass",
+        needs_approval=True,
+        champion_version=None,
+        version_url=None,
+        reused=False,
+    )
+    decision = registry.decision_of(
+        registered,
+        chosen=registry.APPROVE_ANSWER,
+        responded_by={"name": "ops_lead"},
         reason="seed",
-        report_sha256="",
+        responded_at="2026-06-01T00:00:00+00:00",
+        timeout_hours=1,
     )
+    hook.record_decision(decision)
+    hook.promote(registered, decision, approvers=config.approval.approvers)
     return version.version
 
 
@@ -92,4 +112,4 @@ def test_bad_input_fails_the_run_and_changes_nothing(
     assert [v.version for v in hook.versions(config.model_name)] == versions_before
     assert hook.version_by_alias(config.model_name, registry.CHAMPION).version == champion
     assert hook.version_by_alias(config.model_name, registry.CHALLENGER) is None
-    assert not DatasetHook().exists(run_uri(config.storage.base_uri, CITY, dag_run.run_id, "snapshot.parquet"))
+    assert not DatasetHook().exists(run_uri(config.storage.base_uri, CITY, dag_run.run_id, "snapshots/"))

@@ -140,13 +140,15 @@ def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, ml
     assert int(tags[registry.TAG_PREFIX + "train_rows"]) < 61 * 700
     assert registry.CODE_COMMIT_TAG not in tags  # the test DAG folder is not a git checkout
 
-    # The MLflow run says what the model was trained with: config, trigger values, effective estimator parameters.
+    # The training attempt's MLflow run says what the model was trained with (trigger values, effective estimator
+    # parameters); the DAG run's run above it keeps the resolved config and the trigger form's values.
     run = mlflow_hook.client.get_run(champion.run_id)
     assert run.data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingRegressor"
     assert run.data.params["estimator.max_iter"] == "50"  # the trigger form's override of the YAML's 200
     assert run.data.params["estimator.random_state"] == "0"  # seeded: a retrain gives the same model
     assert run.data.params["train_window_days"] == "60"
-    artifacts = {a.path for a in mlflow_hook.client.list_artifacts(champion.run_id, "config")}
+    dag_run_mlflow_run = run.data.tags["mlflow.parentRunId"]
+    artifacts = {a.path for a in mlflow_hook.client.list_artifacts(dag_run_mlflow_run, "config")}
     assert artifacts == {"config/resolved_config.yaml", "config/run_settings.json"}
 
 
@@ -194,31 +196,87 @@ def test_dry_run_registers_nothing(dagbag: Any, mlflow_hook: Any) -> None:
     assert mlflow_hook.version_of_dag_run("eta_berlin", dag_run.run_id) is None
 
 
-def test_rollback_dag_needs_a_reason_refuses_unapproved_versions_and_restores_with_audit(
+def test_clear_and_rerun_after_the_data_changed_promotes_exactly_the_new_bits(
+    dagbag: Any, api_app: Any, mlflow_hook: Any, airflow_db: Path
+) -> None:
+    """One DAG run, run twice: ``dag.test`` with the same logical date and ``run_after`` replaces the run under the
+    same run id, as clearing it from validate_data with downstream does. The first pass registers v3 and leaves it
+    waiting (approve and promote marked success); then the source data changes upstream and the run goes again."""
+    from airflow_ml_provider.core.demo_data import make_city_data, write_city_data
+    from airflow_ml_provider.core.storage import sha256_hex
+    from airflow_ml_provider.hooks.dataset import DatasetHook
+
+    logical_date, run_after = END - timedelta(days=3), END - timedelta(days=3) + timedelta(hours=1)
+    dag = dagbag.dags["retrain_berlin"]
+    conf = {"dry_run": False, "reason": "upstream fix"}  # in one process dag.test() keeps the last run's conf
+    first = dag.test(
+        logical_date=logical_date, run_after=run_after, run_conf=conf, mark_success_pattern="^(approve|promote)$"
+    )
+    assert states(first)["register"] == "success", states(first)
+    [v3] = mlflow_hook.versions_of_dag_run("eta_berlin", first.run_id)
+    assert v3.version == "3"
+
+    rides = make_city_data("berlin", end=END.date())
+    rides["eta_seconds"] = rides["eta_seconds"] * 1.2  # the upstream fix: ETAs were under-reported by a sixth
+    write_city_data(rides, airflow_db / "data" / "berlin" / "rides.parquet")
+    with Approver(api_app, "retrain_berlin", answer_as("berlin_ops", "Approve", "fixed ETAs reviewed")) as approver:
+        second = dag.test(logical_date=logical_date, run_after=run_after, run_conf=conf)
+    assert approver.error is None, approver.error
+    assert second.run_id == first.run_id
+    assert str(second.state) == "success", states(second)
+    assert approver.request["subject"] == "Promote eta_berlin v4 for berlin?"
+
+    # A new version for the new bits; the pending one of the same run is superseded and no challenger any more.
+    v4 = mlflow_hook.get_version("eta_berlin", "4")
+    assert [v.version for v in mlflow_hook.versions_of_dag_run("eta_berlin", first.run_id)] == ["4", "3"]
+    old = mlflow_hook.get_version("eta_berlin", "3").tags
+    assert (old[registry.DECISION_TAG], old[registry.SUPERSEDED_BY_TAG]) == (registry.SUPERSEDED, "4")
+    assert old[registry.MODEL_SHA_TAG] != v4.tags[registry.MODEL_SHA_TAG]
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHALLENGER) is None
+
+    # The bits promoted are the bits train wrote and evaluate scored, approved with the report they were judged by.
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "4"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.PREVIOUS_CHAMPION).version == "1"
+    ti = {t.task_id: t for t in second.get_task_instances()}
+    trained, promoted = ti["train"].xcom_pull(task_ids="train"), ti["promote"].xcom_pull(task_ids="promote")
+    model_file = DatasetHook().read_bytes(trained["model_uri"])
+    assert sha256_hex(model_file) == trained["model_sha256"] == v4.tags[registry.MODEL_SHA_TAG]
+    assert promoted["model_sha256"] == trained["model_sha256"] and promoted["champion"] == "4"
+    assert v4.tags[registry.MODEL_ARTIFACT_SHA_TAG] == mlflow_hook.artifact_sha256("eta_berlin", "4")
+    assert (v4.tags[registry.DECISION_TAG], v4.tags[registry.DECIDED_BY_TAG]) == ("approved", "berlin_ops")
+    report = mlflow_hook.client.download_artifacts(v4.run_id, "evaluation/report.json")
+    assert sha256_hex(Path(report).read_bytes()) == v4.tags[registry.REPORT_SHA_TAG]
+    assert "slice" in approver.request["body"].lower()
+
+
+def test_rollback_dag_needs_a_reason_refuses_rejected_versions_and_restores_with_audit(
     dagbag: Any, mlflow_hook: Any
 ) -> None:
-    """After the tests above berlin has v1 (approved, champion) and v2 (rejected)."""
+    """After the tests above berlin has v1 (approved), v2 (rejected), v3 (superseded) and v4 (champion)."""
     from airflow.sdk.exceptions import ParamValidationError
 
     rollback = dagbag.dags["rollback_berlin"]
     with pytest.raises(ParamValidationError, match="reason"):
         rollback.test(run_conf={"to_version": "2"})
 
-    refused = rollback.test(run_conf={"to_version": "2", "reason": "try the rejected one"})
-    assert states(refused) == {"rollback": "failed"}
-    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
-
-    forced = rollback.test(run_conf={"to_version": "2", "reason": "incident 42: v1 times out", "force": True})
-    assert states(forced) == {"rollback": "success"}
-    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "2"
-    assert mlflow_hook.version_by_alias("eta_berlin", registry.PREVIOUS_CHAMPION).version == "1"
-    restored = mlflow_hook.get_version("eta_berlin", "2")
-    assert restored.tags[registry.ROLLBACK_REASON_TAG] == "incident 42: v1 times out"
-    assert restored.tags[registry.ROLLBACK_FROM_TAG] == "1"
-    assert restored.tags[registry.PROMOTED_BY_TAG] == forced.triggering_user_name  # who triggered the rollback
-
     # Every param given: in one process dag.test() leaves a run's conf in the DAG's Param objects for the next run.
-    back = rollback.test(run_conf={"to_version": "previous_champion", "reason": "incident 42 resolved", "force": False})
+    for version, force in (("2", False), ("2", True), ("3", True)):
+        refused = rollback.test(run_conf={"to_version": version, "reason": "try it", "force": force})
+        assert states(refused) == {"rollback": "failed"}
+        assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "4"
+
+    back = rollback.test(
+        run_conf={"to_version": "previous_champion", "reason": "incident 42: v4 times out", "force": False}
+    )
     assert states(back) == {"rollback": "success"}
     assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
-    assert mlflow_hook.get_version("eta_berlin", "1").tags[registry.ROLLBACK_REASON_TAG] == "incident 42 resolved"
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.PREVIOUS_CHAMPION).version == "4"
+    restored = mlflow_hook.get_version("eta_berlin", "1")
+    assert restored.tags[registry.ROLLBACK_REASON_TAG] == "incident 42: v4 times out"
+    assert restored.tags[registry.ROLLBACK_FROM_TAG] == "4"
+    assert restored.tags[registry.PROMOTED_BY_TAG] == back.triggering_user_name  # who triggered the rollback
+
+    # Forward again is a promotion in disguise: the test user is not one of berlin's approvers.
+    forward = rollback.test(run_conf={"to_version": "4", "reason": "incident 42 resolved", "force": False})
+    assert states(forward) == {"rollback": "failed"}
+    assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"

@@ -71,8 +71,9 @@ def test_validates_a_prefix_of_files_and_writes_the_snapshot_to_s3(s3_city: Any)
     _put("berlin/2026-06-01/part-1.parquet", to_parquet_bytes(frame.iloc[half:]))
 
     result = _run_validate(s3_city, f"s3://{BUCKET}/berlin/2026-06-01/", "manual__s3_ok")
-    assert result["snapshot_uri"] == f"s3://{BUCKET}/runs/berlin/manual__s3_ok/snapshot.parquet"
-    snapshot = from_parquet_bytes(DatasetHook().read_bytes(result["snapshot_uri"]), result["sha256"], "snapshot")
+    sha256 = result["snapshot_sha256"]
+    assert result["snapshot_uri"] == f"s3://{BUCKET}/runs/berlin/manual__s3_ok/snapshots/{sha256}.parquet"
+    snapshot = from_parquet_bytes(DatasetHook().read_bytes(result["snapshot_uri"]), sha256, "snapshot")
     assert (
         result["summary"]["success"]
         and len(snapshot) == result["summary"]["train_rows"] + result["summary"]["eval_rows"]
@@ -99,7 +100,7 @@ def test_bad_s3_input_fails_with_the_uri_and_writes_nothing(
         _put(key, body)
     with pytest.raises(DatasetError if retried else AirflowFailException, match=message):
         _run_validate(s3_city, f"s3://{BUCKET}/{key}", f"manual__bad_{key.split('/')[0]}")
-    assert not DatasetHook().exists(f"s3://{BUCKET}/runs/berlin/manual__bad_{key.split('/')[0]}/snapshot.parquet")
+    assert not DatasetHook().exists(f"s3://{BUCKET}/runs/berlin/manual__bad_{key.split('/')[0]}/snapshots/")
 
 
 def test_failed_expectation_names_column_and_expectation(s3_city: Any) -> None:

@@ -43,3 +43,30 @@ def test_slack_without_its_provider_says_what_to_install(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "airflow.providers.slack.notifications.slack", None)  # import fails
     with pytest.raises(ConfigError, match=r"berlin.yaml: approval.notifiers: .*airflow-ml-provider\[slack\]"):
         build_notifiers(_with_notifiers(NotifierConfig(kind="slack", channel="#berlin-ml")))
+
+
+def test_the_registry_rules_speak_the_approval_operators_answers() -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    from airflow_ml_provider.core import registry
+
+    assert registry.APPROVE_ANSWER == (ApprovalOperator.APPROVE,)
+    assert registry.REJECT_ANSWER == (ApprovalOperator.REJECT,)
+
+
+def test_the_form_accepts_the_timeout_answer_and_a_reject_without_a_reason() -> None:
+    """Airflow validates the scheduler's default answer and every Reject against the form: no minLength there."""
+    from airflow_ml_provider.operators.approve import approval_form
+
+    for failed in (True, False):
+        form = approval_form(guardrails_failed=failed)
+        form["reason"] = ""  # raises ParamValidationError if the schema demanded a reason
+
+
+def test_a_failing_notifier_is_logged_and_does_not_fail_the_approval(capfd: pytest.CaptureFixture[str]) -> None:
+    from airflow_ml_provider.operators.approve import LoggedNotifier
+
+    [notifier] = build_notifiers(_with_notifiers(NotifierConfig(kind="smtp", to=["ops@example.com"], conn_id="nomail")))
+    LoggedNotifier(notifier)({"required_actions_url": LINK})  # no connection "nomail": the SMTP notifier raises
+    logged = "".join(capfd.readouterr())  # Airflow's task logger writes to the console here
+    assert "SmtpNotifier failed; the approval request stands" in logged and "SMTP connection is not found" in logged

@@ -309,7 +309,9 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
 
         run_prefix = run_uri(f"s3://{DATA_BUCKET}/runs", CITY, run_id, "")[len(f"s3://{DATA_BUCKET}/") :]
         run_keys = keys(DATA_BUCKET, run_prefix)
-        assert {run_prefix + "snapshot.parquet", run_prefix + "model.pkl"} <= run_keys, run_keys
+        # Named by their sha256: snapshots/<sha256>.parquet and models/<sha256>.pkl
+        assert any(k.startswith(run_prefix + "snapshots/") and k.endswith(".parquet") for k in run_keys), run_keys
+        assert any(k.startswith(run_prefix + "models/") and k.endswith(".pkl") for k in run_keys), run_keys
         mlflow_keys = keys(MLFLOW_BUCKET)
         assert any(k.endswith("/MLmodel") for k in mlflow_keys), sorted(mlflow_keys)[:50]
         assert any(k.endswith("model.pkl") or k.endswith(".pkl") for k in mlflow_keys), sorted(mlflow_keys)[:50]

@@ -1,20 +1,15 @@
-"""register's lineage: which code trained a model version."""
+"""Lineage: which code trained a model version (the DAG bundle's version, else the git checkout's commit)."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
-from airflow_ml_provider.operators.register import code_commit
-
-
-def _context(fileloc: Path, bundle_version: str | None = None) -> dict:
-    return {"dag_run": SimpleNamespace(bundle_version=bundle_version), "dag": SimpleNamespace(fileloc=str(fileloc))}
+from airflow_ml_provider.hooks.git import code_commit
 
 
 def test_code_commit_is_the_dag_bundle_version_when_airflow_knows_it(tmp_path: Path) -> None:
-    assert code_commit(_context(tmp_path / "berlin.py", bundle_version="4f1c2d9")) == "4f1c2d9"
+    assert code_commit("4f1c2d9", str(tmp_path / "berlin.py")) == "4f1c2d9"
 
 
 def test_code_commit_is_the_commit_of_the_git_checkout_holding_the_dag_file(tmp_path: Path) -> None:
@@ -24,8 +19,8 @@ def test_code_commit_is_the_commit_of_the_git_checkout_holding_the_dag_file(tmp_
     subprocess.run([*git, "add", "berlin.py"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "berlin"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-    assert code_commit(_context(tmp_path / "berlin.py")) == head
+    assert code_commit(None, str(tmp_path / "berlin.py")) == head
 
 
 def test_code_commit_is_unknown_outside_a_checkout(tmp_path: Path) -> None:
-    assert code_commit(_context(tmp_path / "berlin.py")) is None
+    assert code_commit(None, str(tmp_path / "berlin.py")) is None
