@@ -60,7 +60,6 @@ def faults() -> Iterator[Faults]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-        "MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT": "1",
         "GX_ANALYTICS_ENABLED": "False",
         "OMP_NUM_THREADS": "1",  # six cities' tasks share two cores: no thread pool per task on top
         "AIRFLOW__CORE__PARALLELISM": "6",

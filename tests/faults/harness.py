@@ -1,13 +1,13 @@
 """The fault-injection suite's harness: one set of real servers (tests/e2e/servers.py: Airflow api-server, scheduler
-and dag-processor on PostgreSQL with the LocalExecutor, an MLflow tracking server) plus moto's S3 server in this
-process, one small city per fault so the scenarios run side by side, and the moves and checks of the scenarios.
+and dag-processor on PostgreSQL with the LocalExecutor, an MLflow tracking server, and a second one for the city whose
+MLflow is restarted) plus moto's S3 server in this process, one small city per fault so the scenarios run side by
+side, and the moves and checks of the scenarios.
 
 Test-only settings that keep the suite within minutes on a 2-core machine, none of which changes what is tested:
 - retries 3 s apart instead of Airflow's minutes, and more of them (the fault cities' DAG loader sets them);
-- MLflow's client gives up on a dead server after two quick retries instead of minutes of back-off, so an outage
-  fails the task and Airflow's retry is what recovers;
-- the scheduler imports the ML libraries once and its LocalExecutor workers fork task processes with them loaded;
-- MLflow skips inferring a model's pip requirements (a subprocess per registration) and writes its defaults.
+- MLflow's client gives up on a dead server after three quick retries (1, 2, 4 s) instead of minutes of back-off,
+  so an outage fails the task and Airflow's retry is what recovers;
+- the scheduler imports the ML libraries once and its LocalExecutor workers fork task processes with them loaded.
 """
 
 from __future__ import annotations
