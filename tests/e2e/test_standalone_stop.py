@@ -85,7 +85,7 @@ def project() -> Iterator[Stack]:
         reaper.wait(timeout=120)
 
 
-@pytest.mark.timeout(900, method="thread")
+@pytest.mark.timeout(1200, method="thread")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_every_process_standalone_started(project: Stack, signum: int) -> None:
     stack = project
@@ -99,7 +99,8 @@ def test_a_signal_stops_every_process_standalone_started(project: Stack, signum:
         health = stack.http.get("/api/v2/monitor/health").json()
         return all((health.get(c) or {}).get("status") == "healthy" for c in COMPONENTS)
 
-    stack.wait_until(healthy, STARTUP_TIMEOUT, "Airflow standalone's scheduler, dag-processor and triggerer")
+    # Twice the servers' start-up allowance: standalone migrates, then starts four components at once.
+    stack.wait_until(healthy, 2 * STARTUP_TIMEOUT, "Airflow standalone's scheduler, dag-processor and triggerer")
     stack.wait_until(lambda: httpx.get(f"{stack.mlflow_url}/health").status_code == 200, 120, "the MLflow UI")
     started = descendants(standalone.process.pid)
     for pid in started:  # the servers run in sessions of their own: have the watchdog stop them if this test fails
