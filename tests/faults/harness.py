@@ -27,7 +27,7 @@ from e2e.servers import ARTIFACTS, BIN, PROJECT, Stack, free_port
 FAULT_ARTIFACTS = ARTIFACTS.parent / "faults"
 APPROVER = "ops_lead"
 BUCKET = "rides"
-ANSWER_AFTER = 8  # seconds; see Stack.wait_for_approval
+ANSWER_AFTER = 3  # seconds after the scheduler saw the approval task park itself; see Faults.approve
 RUN_TIMEOUT = 420  # seconds for one run, faults and retries included, on a busy 2-core machine
 FAILED = {"failed", "upstream_failed"}
 
@@ -195,8 +195,21 @@ class Faults:
         return self.stack.get_json(url)["value"]
 
     def approve(self, city: str, run_id: str) -> None:
-        """Answer Approve as a listed approver once the request is a few seconds old (see ANSWER_AFTER)."""
-        self.wait_task(city, run_id, "approve", {"awaiting_input"})
+        """Answer Approve as a listed approver once the scheduler has seen the task park itself.
+
+        Airflow 3.3.2 fails the task when the answer resumes it before the scheduler has processed the executor's
+        event for the task's exit into ``awaiting_input`` (see Stack.wait_for_approval); on a loaded machine that
+        event came 13 s late. So wait for the scheduler to log it, then a little more.
+        """
+        ti = self.wait_task(city, run_id, "approve", {"awaiting_input"})
+        event = (
+            "Received executor event with state success for task instance TaskInstanceKey("
+            f"dag_id='{self.dag(city)}', task_id='approve', run_id='{run_id}', try_number={ti['try_number']},"
+        )
+        scheduler_log = self.stack.root / "logs" / "scheduler.log"
+        self.stack.wait_until(
+            lambda: event in scheduler_log.read_text(errors="replace"), 300, f"the scheduler to see {run_id} park"
+        )
         time.sleep(ANSWER_AFTER)
         self.stack.api(APPROVER).answer(self.dag(city), run_id, "Approve", "fault suite")
 
