@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import DAG, CronTriggerTimetable, Param, chain, get_parsing_context
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
@@ -22,7 +22,6 @@ from airflow_ml_provider.operators.register import RegisterModelOperator
 from airflow_ml_provider.operators.train import TrainModelOperator
 from airflow_ml_provider.operators.validate import ValidateDataOperator
 
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
 VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
 # The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
@@ -60,6 +59,18 @@ def cron_schedule(config: CityConfig) -> str | None:
     return f"{(int(minute) + offset) % 60} {rest}"
 
 
+def timetable(config: CityConfig) -> CronTriggerTimetable | None:
+    """The city's cron in UTC, and no start_date on its DAGs.
+
+    Airflow creates no task instances for a run whose logical date is before the DAG's start_date and marks it
+    successful at once, so a retrain on historical data would silently do nothing. Without a start_date every
+    logical date runs; ``run_immediately`` keeps the first scheduled run what a past start_date gave: the most
+    recent cron time, once (catchup is off, nothing is backfilled).
+    """
+    cron = cron_schedule(config)
+    return None if cron is None else CronTriggerTimetable(cron, timezone="UTC", run_immediately=True)
+
+
 def trigger_params(config: CityConfig) -> dict[str, Param]:
     """The trigger form: typed, titled, with the YAML's values as defaults."""
     tolerance = next(
@@ -67,23 +78,17 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
         None,
     )
     return {
-        "train_window_days": Param(
+        "train_window_days": _days_param(
             config.data.train_window_days,
-            type="integer",
-            minimum=1,
-            maximum=3650,
-            title="Training window (days)",
-            description="Days of data before the eval window to train on.",
-            section="Data",
+            3650,
+            "Training window (days)",
+            "Days of data before the eval window to train on.",
         ),
-        "eval_window_days": Param(
+        "eval_window_days": _days_param(
             config.data.eval_window_days,
-            type="integer",
-            minimum=1,
-            maximum=365,
-            title="Evaluation window (days)",
-            description="The most recent days, never trained on: candidate and champion are compared on them.",
-            section="Data",
+            365,
+            "Evaluation window (days)",
+            "The most recent days, never trained on: candidate and champion are compared on them.",
         ),
         "estimator_params": Param(
             {},
@@ -119,12 +124,18 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
     }
 
 
+def _days_param(default: int, maximum: int, title: str, description: str) -> Param:
+    """A window length in the form's Data section: whole days, at least one."""
+    return Param(
+        default, type="integer", minimum=1, maximum=maximum, title=title, description=description, section="Data"
+    )
+
+
 def build_retrain_dag(config: CityConfig) -> DAG:
     train_resources = _resources(config)
     with DAG(
         dag_id=config.retrain_dag_id,
-        schedule=cron_schedule(config),
-        start_date=START_DATE,
+        schedule=timetable(config),
         catchup=False,
         max_active_runs=1,
         tags=["retraining", config.city, config.owner],
@@ -176,7 +187,6 @@ def build_rollback_dag(config: CityConfig) -> DAG:
     with DAG(
         dag_id=config.rollback_dag_id,
         schedule=None,
-        start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
         tags=["rollback", config.city, config.owner],

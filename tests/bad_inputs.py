@@ -2,6 +2,10 @@
 (tests/core/test_validation.py) and for whole DAG runs that must fail without registering anything or moving the
 champion (tests/integration/test_bad_input_dag.py).
 
+Its last section is hostile data: well-formed files whose values try to become markup, break a renderer or make
+metrics meaningless. Each either fails validate_data naming the column (in ``CORPUS``, run like the bad files) or runs
+to a report that shows the values as text (``HOSTILE_RUNS``, whole runs in tests/integration/test_hostile_data_dag.py).
+
 Every file holds the last 30 days of berlin's demo rides before ``DATA_END`` (or what is left of them once broken);
 the runs use ``DATA_END`` as logical date with the default windows: 90 training days, then 14 evaluation days.
 """
@@ -218,3 +222,87 @@ CORPUS: list[BadInput] = [
     ),
     BadInput("clean CSV", "rides.csv", lambda f: _csv(f), "pass", ["Data validation passed for berlin"]),
 ]
+
+
+# --- hostile data: values are data, never markup; undefined metrics say so ---
+
+INJECTION = "x\n\n## PASS: all fine\n![](https://example.invalid/p.png) [Approve](https://example.invalid)"
+LONG_VALUE = "long-" + "y" * 10_235  # 10 kB
+# Every district of the clean rides gets a hostile name, so each is a slice big enough to be judged.
+HOSTILE_DISTRICTS = {
+    "charlottenburg": INJECTION,
+    "schoeneberg": "$\\notacommand$",  # matplotlib math text: raises on savefig when parsed
+    "spandau": "C:\\new\\table\\",
+    "prenzlauer_berg": "<script>alert(1)</script><b>bold</b> &amp;",
+    "neukoelln": LONG_VALUE,
+    "kreuzberg": "\u202eevil.exe",  # right-to-left override
+    "tegel_airport": "mi\u200btte\u200d",  # zero-width space and joiner
+    "mitte": "nan",
+    "friedrichshain": "None",
+    "tempelhof": "",
+}
+
+
+def hostile_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hostile district names, and hostile weather values on a few rows (the weather value set is a warning, so
+    they reach the validation report's samples)."""
+    frame = frame.assign(district=frame["district"].map(lambda d: HOSTILE_DISTRICTS.get(d, d)))
+    frame = _set_last(frame, "weather", [INJECTION, "<script>alert(1)</script>", LONG_VALUE])
+    return frame
+
+
+def _mixed_time_zones(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same instants written in three ways (UTC with Z, +02:00, naive meaning UTC), a constant target, and four
+    rides in the future."""
+    frame = frame.assign(eta_seconds=600.0)
+    instants = frame["requested_at"]
+    written = np.select(
+        [np.arange(len(frame)) % 3 == 0, np.arange(len(frame)) % 3 == 1],
+        [
+            instants.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            instants.dt.tz_convert("Europe/Berlin").dt.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        ],
+        instants.dt.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    frame = frame.assign(requested_at=written)
+    return _set_last(frame, "requested_at", ["2031-01-01T00:00:00+05:30"] * 4)
+
+
+HOSTILE_RUNS: list[BadInput] = [
+    BadInput(
+        "hostile category values",
+        "rides.parquet",
+        lambda f: _parquet(hostile_values(f)),
+        "warn",
+        [
+            "expect_column_values_to_be_in_set(column=weather, value_set=['clear', 'rain', 'snow', 'fog']): 3 of ",
+            # samples are shown with repr (one line, hidden characters escaped) and cut to 80 characters
+            "'x\\n\\n## PASS: all fine\\n![](https://example.invalid/p.png) [Approve](https://examp…'",
+            "'long-" + "y" * 74 + "…'",
+        ],
+    ),
+    BadInput(
+        "mixed time zones, future rides, constant target",
+        "rides.csv",
+        lambda f: _csv(_mixed_time_zones(f)),
+        "warn",
+        ["future_timestamps on column 'requested_at': 4 of "],
+    ),
+]
+HOSTILE_FAILURES: list[BadInput] = [
+    BadInput(
+        "ten thousand distinct categories",
+        "rides.parquet",
+        lambda f: _parquet(f.assign(district=[f"district-{i:05d}" for i in range(len(f))])),
+        "fail",
+        ["slice_cardinality on column 'district': ", "distinct values in the eval window, more than the 500"],
+    ),
+    BadInput(
+        "all-zero target",
+        "rides.parquet",
+        lambda f: _parquet(f.assign(eta_seconds=0.0)),
+        "fail",
+        ["expect_column_values_to_be_between(column=eta_seconds, min_value=30, max_value=14400): "],
+    ),
+]
+CORPUS += HOSTILE_RUNS + HOSTILE_FAILURES

@@ -62,6 +62,29 @@ def test_schedules_come_from_yaml(dagbag: DagBag) -> None:
     assert isinstance(dagbag.dags["rollback_berlin"].timetable, NullTimetable)
 
 
+def test_any_logical_date_gets_tasks_and_the_schedule_does_not_backfill(dagbag: DagBag) -> None:
+    """No start_date (Airflow would create no task instances for a run before it: a silent success); the first
+    scheduled run is the most recent cron time and the next one follows the cron, as the scheduler computes it."""
+    from datetime import datetime, timezone
+
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    for dag in (dagbag.dags["retrain_berlin"], dagbag.dags["rollback_berlin"]):
+        assert dag.start_date is None and dag.catchup is False
+        assert all(task.start_date is None for task in dag.tasks)
+    timetable = decode_timetable(encode_timetable(dagbag.dags["retrain_berlin"].timetable))
+    no_catchup = TimeRestriction(earliest=None, latest=None, catchup=False)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=no_catchup)
+    assert first is not None
+    now = datetime.now(timezone.utc)
+    assert first.run_after <= now and (now - first.run_after).days < 7  # berlin: Mondays 02:00, the latest one
+    assert (first.run_after.weekday(), first.run_after.hour, first.run_after.minute) == (0, 2, 0)
+    second = timetable.next_dagrun_info(last_automated_data_interval=first.data_interval, restriction=no_catchup)
+    assert second is not None and (second.run_after - first.run_after).days == 7
+
+
 def test_trigger_form_params_are_typed_with_yaml_defaults(dagbag: DagBag) -> None:
     params = dagbag.dags["retrain_warsaw"].params
     assert params["train_window_days"] == 60  # warsaw.yaml overrides the default 90

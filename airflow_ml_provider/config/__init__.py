@@ -26,9 +26,12 @@ from airflow_ml_provider.config.loading import (
     load_all,
     load_city_config,
     load_defaults,
+    model_name_problems,
 )
 from airflow_ml_provider.config.sections import (
+    DATA_URI_MACROS,
     DEFAULTS_FILE,
+    MODEL_NAME_PATTERN,
     ApprovalConfig,
     BaselineConfig,
     BinsConfig,
@@ -47,6 +50,7 @@ from airflow_ml_provider.config.sections import (
     StorageConfig,
     Tolerance,
     ValidationConfig,
+    data_uri_problem,
 )
 
 __all__ = [
@@ -54,8 +58,10 @@ __all__ = [
     "CLASSIFICATION_METRICS",
     "CONFIG_DIR_ENV",
     "CRON_PRESETS",
+    "DATA_URI_MACROS",
     "DEFAULTS_FILE",
     "HIGHER_IS_BETTER",
+    "MODEL_NAME_PATTERN",
     "REGRESSION_METRICS",
     "ApprovalConfig",
     "BaselineConfig",
@@ -79,10 +85,12 @@ __all__ = [
     "ValidationConfig",
     "city_names",
     "config_dir",
+    "data_uri_problem",
     "deep_merge",
     "format_validation_error",
     "json_schema",
     "load_all",
     "load_city_config",
     "load_defaults",
+    "model_name_problems",
 ]

@@ -88,12 +88,12 @@ class CityConfig(_Model):
         if self.evaluation.baseline.strategy == "majority" and self.task == "regression":
             problems.append("evaluation.baseline.strategy: `majority` is for classification; use mean or median")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))  # one line per problem, as format_validation_error splits
         return self
 
     @property
     def model_name(self) -> str:
-        return self.registry.model_name.format(city=self.city)
+        return self.registry.model_name.replace("{city}", self.city)
 
     @property
     def data_uri(self) -> str:

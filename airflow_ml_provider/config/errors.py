@@ -23,7 +23,7 @@ def format_validation_error(filename: str, exc: ValidationError) -> list[str]:
         path = _field_path(error["loc"])
         message = _error_text(error)
         if error["type"] == "value_error" and path == "(top level)":
-            problems.extend(f"{filename}: {part}" for part in message.split("; "))
+            problems.extend(f"{filename}: {part}" for part in message.split("\n"))
         else:
             problems.append(f"{filename}: {path}: {message}")
     return problems

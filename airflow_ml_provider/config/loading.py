@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from airflow_ml_provider.config.city import CITY_NAME_PATTERN, CityConfig
 from airflow_ml_provider.config.errors import ConfigError, format_validation_error
-from airflow_ml_provider.config.sections import DEFAULTS_FILE
+from airflow_ml_provider.config.sections import DEFAULTS_FILE, MODEL_NAME_PATTERN, RegistryConfig
 
 CONFIG_DIR_ENV = "AIRFLOW_ML_CONFIG_DIR"
 
@@ -44,11 +44,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ConfigError([f"{path.name}: file not found in {path.parent}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path.name}: cannot be read: {exc.strerror or exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{path.name}: not valid YAML{where}: {problem}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path.name}: not valid YAML: nested too deeply"]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -85,7 +91,8 @@ def load_city_config(city: str, directory: Path | None = None, defaults: dict[st
         defaults = load_defaults(directory)
     raw = _read_yaml(directory / filename)
     problems: list[str] = []
-    if "allowed_estimator_prefixes" in (raw.get("model") or {}):
+    model = raw.get("model")
+    if isinstance(model, dict) and "allowed_estimator_prefixes" in model:
         problems.append(
             f"{filename}: model.allowed_estimator_prefixes: may only be set in {DEFAULTS_FILE} "
             "(the platform team decides which estimator modules are allowed)"
@@ -99,9 +106,93 @@ def load_city_config(city: str, directory: Path | None = None, defaults: dict[st
     except ValidationError as exc:
         problems.extend(format_validation_error(filename, exc))
         raise ConfigError(problems) from None
+    problems.extend(model_name_problems(config, directory, defaults))
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _default_model_name(defaults: dict[str, Any]) -> str:
+    registry = defaults.get("registry")
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) else RegistryConfig.model_fields["model_name"].default
+
+
+# path -> (mtime_ns, size, bytes): a city file's text, read once per process while it is unchanged
+_TEXT_CACHE: dict[str, tuple[int, int, bytes]] = {}
+
+
+def _city_file_texts(directory: Path) -> dict[str, bytes]:
+    """The raw bytes of every ``<city>.yaml`` in the folder, by city; a file that cannot be read is left out."""
+    texts: dict[str, bytes] = {}
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return texts
+    for entry in entries:
+        if not entry.name.endswith(".yaml") or entry.name.startswith("_"):
+            continue
+        try:
+            stat = entry.stat()
+            cached = _TEXT_CACHE.get(entry.path)
+            if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
+                with open(entry.path, "rb") as handle:
+                    cached = (stat.st_mtime_ns, stat.st_size, handle.read())
+                _TEXT_CACHE[entry.path] = cached
+        except OSError:
+            continue
+        texts[entry.name[: -len(".yaml")]] = cached[2]
+    return texts
+
+
+def _explicit_model_name(path: Path) -> str | None:
+    """``registry.model_name`` as the file itself sets it, or None (not set, not valid, or the file is broken)."""
+    try:
+        registry = _read_yaml(path).get("registry")
+    except ConfigError:  # that city's own parse reports it
+        return None
+    name = registry.get("model_name") if isinstance(registry, dict) else None
+    return name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
+
+
+def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str, Any]) -> list[str]:
+    """A city may not register into another city's model: resolved names are unique across the folder.
+
+    A name belongs to the city that the default ``registry.model_name`` gives it to: a file that takes another
+    city's name is refused and the owner keeps building. Two files that set the same other name are both refused.
+    Cheap enough for every DAG-file parse: the other files are read as bytes, and only one that mentions
+    ``model_name`` and could resolve to this name (it spells it, or uses ``{city}``) is parsed as YAML.
+    """
+    filename = f"{config.city}.yaml"
+    name = config.model_name
+    default_name = _default_model_name(defaults)
+    mine = name == default_name.replace("{city}", config.city)
+    problems = []
+    for other, text in sorted(_city_file_texts(directory).items()):
+        theirs = default_name.replace("{city}", other) == name
+        if other == config.city or (mine and not theirs):
+            continue  # with its own default name this city can only clash with the name's owner
+        explicit = None
+        if b"model_name" in text and (theirs or name.encode() in text or b"{city}" in text):
+            explicit = _explicit_model_name(directory / f"{other}.yaml")
+        if (explicit or default_name).replace("{city}", other) != name:
+            continue
+        if mine:  # both names come from a default without {city}
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
+                f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
+            )
+        elif theirs:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is the model of {other}.yaml (its name by "
+                f"{DEFAULTS_FILE}); a city may only register its own model: choose another name"
+            )
+        else:
+            problems.append(
+                f"{filename}: registry.model_name: {name!r} is also set by {other}.yaml; every city needs its own "
+                "model: rename one of them"
+            )
+    return problems
 
 
 def city_names(directory: Path | None = None) -> list[str]:

@@ -14,15 +14,38 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 DEFAULTS_FILE = "_defaults.yaml"
 
 
+def _shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, so a huge value cannot flood an error message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MODEL_NAME_PATTERN = r"^(?:[A-Za-z0-9_.-]|\{city\})+$"
+MODEL_NAME_MAX_LENGTH = 200
+
+
 class RegistryConfig(_Model):
-    model_name: str = Field("{city}", description="MLflow registered model name; `{city}` is replaced.")
+    model_name: str = Field(
+        "{city}",
+        description="MLflow registered model name: letters, digits, `_`, `-`, `.` and `{city}` (the city's name). "
+        "Unique across cities: a city may not register into another city's model.",
+    )
     max_model_age_days: int | None = Field(
         None, ge=1, description="`airflow-ml status` warns when the champion is older than this."
     )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if len(value) > MODEL_NAME_MAX_LENGTH or not re.fullmatch(MODEL_NAME_PATTERN, value):
+            raise ValueError(
+                f"{_shorten(value)!r} is not a model name: use up to {MODEL_NAME_MAX_LENGTH} letters, digits, `_`, "
+                "`-` and `.`, with `{city}` for the city's name (e.g. eta_{city})"
+            )
+        return value
 
 
 class StorageConfig(_Model):
@@ -33,10 +56,44 @@ class StorageConfig(_Model):
     aws_conn_id: str = "aws_default"
 
 
+# The only Airflow templates data.uri may use: dates of the run, and the file a person names when triggering.
+# Anything else (conn, var, macros, ti, ...) could put secrets into XCom and the MLflow tag airflow_ml.data_uri.
+# `dag_run.conf['data_uri']` is allowed because whoever may trigger the DAG may already choose its run's inputs; its
+# value is a plain string, rendered once (a template inside it is not rendered again), read with data.aws_conn_id,
+# and trains only this city's model, which still needs approval.
+_DATE_MACROS = ("data_interval_start", "data_interval_end", "logical_date")
+DATA_URI_MACROS = (
+    "ds",
+    "ds_nodash",
+    *_DATE_MACROS,
+    *(f"{macro} | {date_filter}" for macro in _DATE_MACROS for date_filter in ("ds", "ds_nodash")),
+    "dag_run.conf['data_uri']",
+)
+_ALLOWED_TEMPLATES = {re.sub(r"\s+", "", m) for m in DATA_URI_MACROS}
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_ALLOWED_MACROS_TEXT = (
+    "data.uri may only use {{ ds }}, {{ ds_nodash }}, {{ data_interval_start }}, {{ data_interval_end }}, "
+    "{{ logical_date }} (the last three optionally with | ds or | ds_nodash) and {{ dag_run.conf['data_uri'] }}"
+)
+
+
+def data_uri_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be rendered by Airflow, or None: only ``{{ macro }}`` from DATA_URI_MACROS is allowed."""
+    for match in _TEMPLATE.finditer(uri):
+        if re.sub(r"\s+", "", match.group(1)).replace('"', "'") not in _ALLOWED_TEMPLATES:
+            return f"the template {_shorten(match.group(0))} is not allowed; {_ALLOWED_MACROS_TEXT}"
+    rest = _TEMPLATE.sub("", uri)
+    for marker in ("{{", "}}", "{%", "%}", "{#", "#}"):
+        if marker in rest:
+            return f"{marker!r} outside a {{{{ macro }}}}; {_ALLOWED_MACROS_TEXT}"
+    return None
+
+
 class DataConfig(_Model):
     uri: str = Field(
-        description="Local path or s3://bucket/key (a key ending in / reads every file under it). "
-        "`{city}` and Airflow templates such as `{{ ds }}` are allowed."
+        description="Local path or s3://bucket/key (a key ending in / reads every file under it). `{city}` is "
+        "replaced; of Airflow's templates only " + ", ".join(f"`{{{{ {m} }}}}`" for m in DATA_URI_MACROS) + " are "
+        "allowed."
     )
     format: Literal["parquet", "csv"] | None = Field(None, description="Defaults to the URI's suffix.")
     aws_conn_id: str = "aws_default"
@@ -44,6 +101,14 @@ class DataConfig(_Model):
     id_columns: list[str] = Field(default_factory=list, description="Identifiers that must never be features.")
     train_window_days: int = Field(90, ge=1)
     eval_window_days: int = Field(14, ge=1, description="The most recent days, never trained on.")
+
+    @field_validator("uri")
+    @classmethod
+    def _allowed_templates(cls, value: str) -> str:
+        problem = data_uri_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class FeaturesConfig(_Model):
@@ -96,11 +161,11 @@ class ExpectationConfig(_Model):
         if isinstance(value, dict) and "type" not in value:
             value = dict(value)
             severity = value.pop("severity", "error")
-            names = [k for k in value if k.startswith("expect_")]
+            names = [k for k in value if isinstance(k, str) and k.startswith("expect_")]
             if len(names) != 1 or len(value) != 1:
                 raise ValueError(
                     "each expectation is one `expect_<name>: {arguments}` entry with an optional `severity`, "
-                    f"got keys {sorted(value)}"
+                    f"got keys {sorted(map(str, value))}"
                 )
             kwargs = value[names[0]]
             if kwargs is None:

@@ -3,27 +3,18 @@
 Every check is a one-sided test on the same eval rows for both models (paired), and a slice fails only when the test
 rejects "the regression is within tolerance" after a Holm correction over every test of the run (all guardrails x
 slices x rules). So with 60 slices, two equally good models are blocked in about ``1 - confidence`` of runs at most,
-while a real regression on a slice with enough rows is still caught.
+while a real regression on a slice with enough rows is still caught. How each metric's per-slice values and standard
+errors are computed is in guardrail_stats.py; what the verdicts look like is in verdicts.py.
 
-How each metric is tested, cheapest first:
-
-- mae, mape, log_loss, accuracy are means of per-row values: a normal (CLT) test on the per-row differences, with the
-  sums for every slice of a family taken in one ``np.bincount`` pass (cost linear in rows, not slices x rows);
-- rmse: the same sums, with the delta method for the square root;
-- r2 is ``1 - mse / var(y)`` with the slice's target variance shared by both models: the paired mse test, rescaled;
-- roc_auc: DeLong's paired test, with per-slice midranks from one sort per model and family;
-- f1, precision, recall: a seeded paired Poisson bootstrap (``BOOTSTRAP_RESAMPLES`` resamples) with a normal interval
-  from the bootstrap standard error. This is the slow path: the only one that resamples, so its p-values carry Monte
-  Carlo noise (seeded, so a rerun agrees). It stays linear in rows by resampling per-slice confusion-cell counts.
-
-Intervals are two-sided at ``confidence`` for each slice on its own; verdicts use the Holm-adjusted p-values.
+Intervals are two-sided at ``confidence`` for each slice on its own; verdicts use the Holm-adjusted p-values. A metric
+that is undefined on a slice (mape with a zero target, r2 of a constant target, roc_auc with one class) is not judged
+there, and the reason is reported.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
@@ -39,141 +30,19 @@ from airflow_ml_provider.config import (
     GuardrailConfig,
     Tolerance,
 )
-from airflow_ml_provider.core.metrics import MEAN_METRICS, compute, row_values, threshold_at_fpr
-from airflow_ml_provider.core.slices import OVERALL, SliceFamily, slice_families
-
-BOOTSTRAP_RESAMPLES = 200
-FIRST_RUN_NOTE = "first run: compared with the naive baseline, no champion yet"
-# Reasons a slice row carries: why it failed, or why it could not be judged.
-TOLERANCE, MIN_VALUE, MAX_VALUE, FEW_ROWS, UNDEFINED = "tolerance", "min_value", "max_value", "few_rows", "undefined"
-
-
-@dataclass(frozen=True)
-class SliceResult:
-    """One guardrail on one slice. ``delta`` is candidate minus reference (champion, or baseline on a first run).
-
-    ``allowed`` is the tolerated regression in metric units (None: no comparison rule), ``p_value`` and
-    ``limit_p_value`` are Holm-adjusted p-values of the regression and floor/ceiling tests.
-    """
-
-    slice: str
-    family: str
-    rows: int
-    candidate: float | None
-    champion: float | None
-    baseline: float | None
-    delta: float | None
-    relative_delta: float | None
-    ci_low: float | None
-    ci_high: float | None
-    allowed: float | None
-    p_value: float | None
-    limit_p_value: float | None
-    verdict: str
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class GuardrailResult:
-    metric: str
-    scope: str
-    method: str
-    higher_is_better: bool
-    max_relative_regression: float | None
-    max_absolute_regression: float | None
-    min_value: float | None
-    max_value: float | None
-    overrides: dict[str, dict[str, float | None]]
-    slices: tuple[SliceResult, ...]
-
-
-@dataclass(frozen=True)
-class EvaluationReport:
-    """The guardrail verdicts of one run; ``to_dict()`` is what the report renderers and MLflow store."""
-
-    city: str
-    model: str
-    task: str
-    primary_metric: str
-    comparison: str
-    confidence: float
-    min_slice_rows: int
-    threshold: float | None
-    tolerance_override: float | None
-    rows: int
-    tests: int
-    overall: dict[str, dict[str, float | None] | None]
-    guardrails: tuple[GuardrailResult, ...]
-
-    @property
-    def verdict(self) -> str:
-        """``fail`` when any slice of any guardrail failed, else ``pass``."""
-        return "fail" if self.failures() else "pass"
-
-    def failures(self) -> list[tuple[GuardrailResult, SliceResult]]:
-        """Failed (guardrail, slice) pairs, the largest relative regression first."""
-        failed = [(g, s) for g in self.guardrails for s in g.slices if s.verdict == "fail"]
-        return sorted(failed, key=lambda gs: -_regression_share(gs[0], gs[1]))
-
-    def counts(self) -> dict[str, int]:
-        """Distinct slice ids: judged (passed or failed on some guardrail), failed on any, never judged (too small)."""
-        every = {s.slice for g in self.guardrails for s in g.slices}
-        judged = {s.slice for g in self.guardrails for s in g.slices if s.verdict != "too_small"}
-        failed = {s.slice for g in self.guardrails for s in g.slices if s.verdict == "fail"}
-        return {
-            "slices": len(every),
-            "judged": len(judged),
-            "passed": len(judged - failed),
-            "failed": len(failed),
-            "too_small": len(every - judged),
-            "tests": self.tests,
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything needed to re-render the report, JSON-serialisable (missing values are None)."""
-        data = asdict(self)
-        data["verdict"] = self.verdict
-        data["note"] = FIRST_RUN_NOTE if self.comparison == "baseline" else None
-        data["counts"] = self.counts()
-        data["guardrails"] = [
-            {**g, "slices": [{**s, "reasons": list(s["reasons"])} for s in g["slices"]]} for g in data["guardrails"]
-        ]
-        return data
-
-    def summary(self) -> dict[str, Any]:
-        """A compact dict for XCom (well under 2 KB): verdict, primary metric overall, counts, up to 10 failures."""
-        primary = self.primary_metric
-        counts = self.counts()
-        return {
-            "verdict": self.verdict,
-            "comparison": self.comparison,
-            "primary_metric": primary,
-            "candidate": (self.overall["candidate"] or {}).get(primary),
-            "champion": (self.overall["champion"] or {}).get(primary),
-            "baseline": (self.overall["baseline"] or {}).get(primary),
-            "slices_judged": counts["judged"],
-            "slices_failed": counts["failed"],
-            "slices_too_small": counts["too_small"],
-            "failed": [
-                {
-                    "slice": s.slice if len(s.slice) <= 60 else s.slice[:57] + "...",
-                    "metric": g.metric,
-                    "delta": _round(s.delta),
-                    "relative_delta": _round(s.relative_delta),
-                }
-                for g, s in self.failures()[:10]
-            ],
-        }
-
-
-def _regression_share(guardrail: GuardrailResult, row: SliceResult) -> float:
-    if row.relative_delta is None:
-        return 0.0
-    return -row.relative_delta if guardrail.higher_is_better else row.relative_delta
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else float(f"{value:.4g}")
+from airflow_ml_provider.core.guardrail_stats import SliceGroups, SliceStats, holm, slice_stats
+from airflow_ml_provider.core.metrics import compute, threshold_at_fpr, undefined_reason
+from airflow_ml_provider.core.slices import OVERALL, slice_families
+from airflow_ml_provider.core.verdicts import (
+    FEW_ROWS,
+    MAX_VALUE,
+    MIN_VALUE,
+    TOLERANCE,
+    UNDEFINED,
+    EvaluationReport,
+    GuardrailResult,
+    SliceResult,
+)
 
 
 def evaluate(
@@ -199,51 +68,34 @@ def evaluate(
     evaluation = config.evaluation
     if tolerance_override is not None and not tolerance_override >= 0:
         raise ValueError(f"tolerance_override must be a fraction >= 0 (0.05 allows 5% worse), got {tolerance_override}")
-    if config.target not in eval_frame.columns:
-        raise ValueError(f"the eval data has no target column {config.target!r} (the city config's `target`)")
-    y = _checked("target column " + repr(config.target), eval_frame[config.target], len(eval_frame), config.task, True)
-    candidate = _checked("candidate predictions", candidate, len(y), config.task, False)
-    baseline = _checked("baseline predictions", baseline, len(y), config.task, False)
-    if champion is not None:
-        champion = _checked("champion predictions", champion, len(y), config.task, False)
+    y, candidate, champion, baseline = _inputs(config, eval_frame, candidate, champion, baseline)
     reference = champion if champion is not None else baseline
-
     threshold = None
     if config.task == "classification":
         threshold = threshold_at_fpr(y, champion, evaluation.threshold_fpr) if champion is not None else 0.5
     cut = 0.5 if threshold is None else threshold
     metrics = REGRESSION_METRICS if config.task == "regression" else CLASSIFICATION_METRICS
-    predictions = {"candidate": candidate, "champion": champion, "baseline": baseline}
+    undefined = {m: why for m in metrics if (why := undefined_reason(m, y)) is not None}
     overall = {
-        name: None if p is None else {m: _finite(compute(m, y, p, cut)) for m in metrics}
-        for name, p in predictions.items()
+        name: _overall(metrics, undefined, y, p, cut)
+        for name, p in {"candidate": candidate, "champion": champion, "baseline": baseline}.items()
     }
 
     families = slice_families(eval_frame, evaluation.slices)
-    groups = [_Groups(f) for f in families]
-    rng = np.random.default_rng(seed)
-    stats = [
-        _slice_stats(g.metric, y, (candidate, reference, baseline), groups, cut, rng) for g in evaluation.guardrails
-    ]
-
-    # One family of tests for the whole run: collect raw p-values, Holm-adjust them together, then assemble.
+    groups = [SliceGroups(f) for f in families]
     ids = [(f.label, slice_id) for f in families for slice_id in f.ids]
-    plans = [
-        _plan(g, s, ids, evaluation.min_slice_rows, tolerance_override)
+    rng = np.random.default_rng(seed)
+    predictions = (candidate, reference, baseline)
+    stats = [slice_stats(g.metric, y, predictions, groups, cut, rng) for g in evaluation.guardrails]
+    # One family of tests for the whole run: every guardrail's raw p-values are Holm-adjusted together.
+    raw = [
+        _tests(g, s, ids, evaluation.min_slice_rows, tolerance_override)
         for g, s in zip(evaluation.guardrails, stats, strict=True)
     ]
-    raw = np.concatenate([np.empty(0), *(p for plan in plans for p in (plan.p_regression, plan.p_limit))])
-    tested = ~np.isnan(raw)
-    adjusted = np.full(len(raw), np.nan)
-    adjusted[tested] = holm(raw[tested])
-    offset = 0
-    for plan in plans:
-        k = len(ids)
-        plan.p_regression, plan.p_limit = adjusted[offset : offset + k], adjusted[offset + k : offset + 2 * k]
-        offset += 2 * k
+    adjusted, tests = _holm_adjusted(raw)
     results = [
-        _guardrail_result(g, s, plan, ids, evaluation, has_champion=champion is not None, override=tolerance_override)
-        for g, s, plan in zip(evaluation.guardrails, stats, plans, strict=True)
+        _guardrail_result(g, s, t, ids, evaluation, has_champion=champion is not None, override=tolerance_override)
+        for g, s, t in zip(evaluation.guardrails, stats, adjusted, strict=True)
     ]
     return EvaluationReport(
         city=config.city,
@@ -256,20 +108,38 @@ def evaluate(
         threshold=threshold,
         tolerance_override=tolerance_override,
         rows=len(y),
-        tests=int(tested.sum()),
+        tests=tests,
         overall=overall,
         guardrails=tuple(results),
+        undefined=undefined,
     )
 
 
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values: reject where adjusted <= alpha keeps the family-wise error rate at alpha."""
-    p_values = np.asarray(p_values, dtype=np.float64)
-    m = len(p_values)
-    order = np.argsort(p_values, kind="stable")
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(np.maximum.accumulate((m - np.arange(m)) * p_values[order]), 1.0)
-    return adjusted
+def _overall(
+    metrics: tuple[str, ...], undefined: dict[str, str], y: np.ndarray, predictions: np.ndarray | None, cut: float
+) -> dict[str, float | None] | None:
+    """Every metric of the task on all eval rows (None where undefined); None when there is no such model."""
+    if predictions is None:
+        return None
+    return {m: None if m in undefined else _finite(compute(m, y, predictions, cut)) for m in metrics}
+
+
+def _inputs(
+    config: CityConfig,
+    eval_frame: pd.DataFrame,
+    candidate: np.ndarray,
+    champion: np.ndarray | None,
+    baseline: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Target and predictions as float arrays, one value per eval row, checked."""
+    if config.target not in eval_frame.columns:
+        raise ValueError(f"the eval data has no target column {config.target!r} (the city config's `target`)")
+    y = _checked("target column " + repr(config.target), eval_frame[config.target], len(eval_frame), config.task, True)
+    candidate = _checked("candidate predictions", candidate, len(y), config.task, False)
+    baseline = _checked("baseline predictions", baseline, len(y), config.task, False)
+    if champion is not None:
+        champion = _checked("champion predictions", champion, len(y), config.task, False)
+    return y, candidate, champion, baseline
 
 
 def _checked(what: str, values: Any, rows: int, task: str, labels: bool) -> np.ndarray:
@@ -292,222 +162,29 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-class _Groups:
-    """Per-slice sums of per-row values for one slice family, all slices in one ``np.bincount`` pass."""
-
-    def __init__(self, family: SliceFamily):
-        self.family = family
-        self.k = len(family.ids)
-        self._bins = family.codes + 1  # bin 0 collects rows in no slice and is dropped
-        self.rows = self.sum(None)
-
-    def sum(self, weights: np.ndarray | None) -> np.ndarray:
-        return np.bincount(self._bins, weights, minlength=self.k + 1)[1:].astype(np.float64)
-
-    def mean(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sum(values) / self.rows
-
-    def at(self, per_slice: np.ndarray) -> np.ndarray:
-        """Each row's slice value (NaN for rows in no slice)."""
-        return np.r_[np.nan, per_slice][self._bins]
-
-    def variance(self, values: np.ndarray, mean: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Sample variance (ddof=1) per slice, centred on the slice mean first for accuracy; ``mask`` (0/1) keeps
-        only some rows of each slice."""
-        centred = values - self.at(mean)
-        if mask is not None:
-            centred *= mask
-        rows = self.rows if mask is None else self.sum(mask)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.sum(centred**2) / (rows - 1)
-
-
-@dataclass
-class _Stats:
-    """Per-slice arrays over all families (overall first): values, paired delta and standard errors."""
-
-    method: str
-    rows: np.ndarray
-    candidate: np.ndarray
-    reference: np.ndarray
-    baseline: np.ndarray
-    se_delta: np.ndarray
-    se_candidate: np.ndarray
-    defined: np.ndarray
-
-    @property
-    def delta(self) -> np.ndarray:
-        return self.candidate - self.reference
-
-
-def _slice_stats(
-    metric: str,
-    y: np.ndarray,
-    predictions: tuple[np.ndarray, np.ndarray, np.ndarray],
-    groups: Sequence[_Groups],
-    threshold: float,
-    rng: np.random.Generator,
-) -> _Stats:
-    if metric in MEAN_METRICS or metric in ("rmse", "r2"):
-        values = tuple(row_values(metric, y, p, threshold) for p in predictions)
-        parts = [_moment_stats(metric, y, values, g) for g in groups]
-        method = {"rmse": "paired z-test on squared errors, delta method", "r2": "paired z-test on squared errors"}
-        name = method.get(metric, "paired z-test on per-row values")
-    elif metric == "roc_auc":
-        orders = [np.argsort(p, kind="stable") for p in predictions]
-        parts = [_delong_stats(y, predictions, orders, g) for g in groups]
-        name = "DeLong paired test"
-    else:
-        parts = _bootstrap_stats(metric, y, predictions, groups, threshold, rng)
-        name = f"paired Poisson bootstrap, {BOOTSTRAP_RESAMPLES} resamples"
-    return _Stats(name, *(np.concatenate(columns) for columns in zip(*parts, strict=True)))
-
-
-def _moment_stats(metric: str, y: np.ndarray, values: tuple[np.ndarray, ...], g: _Groups) -> tuple[np.ndarray, ...]:
-    """Metrics that are a function of a per-row mean (``row_values`` of candidate, reference, baseline); the paired
-    variance comes from the linearised difference."""
-    rows = g.rows
-    means = [g.mean(v) for v in values]
-    defined = rows >= 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if metric == "rmse":
-            points = [np.sqrt(m) for m in means]
-            slopes = [np.where(m > 0, 0.5 / np.sqrt(m), 0.0) for m in means[:2]]
-        elif metric == "r2":
-            y_mean = g.mean(y)
-            y_var = g.mean((y - g.at(y_mean)) ** 2)
-            points = [np.where(y_var > 0, 1 - m / y_var, np.where(m == 0, 1.0, 0.0)) for m in means]
-            slopes = [-1 / y_var, -1 / y_var]
-            defined &= y_var > 0
-        else:
-            points = means
-            slopes = [np.ones(g.k), np.ones(g.k)]
-        linear = g.at(slopes[0]) * values[0] - g.at(slopes[1]) * values[1]
-        var_delta = g.variance(linear, slopes[0] * means[0] - slopes[1] * means[1])
-        var_candidate = g.variance(values[0], means[0]) * slopes[0] ** 2
-        return (
-            rows,
-            points[0],
-            points[1],
-            points[2],
-            np.sqrt(var_delta / rows),
-            np.sqrt(var_candidate / rows),
-            defined,
-        )
-
-
-def _group_midranks(codes: np.ndarray, x: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """1-based midranks of ``x`` within each code, given ``order`` that sorts ``x``."""
-    # Small integer codes let numpy's stable sort use a radix sort: linear, after the one sort of the scores.
-    small = codes.astype(np.int16 if codes.max(initial=0) < 2**15 else np.int64)
-    o = order[np.argsort(small[order], kind="stable")]
-    cs, xs = codes[o], x[o]
-    n = len(o)
-    new_group = np.r_[True, cs[1:] != cs[:-1]]
-    starts = np.flatnonzero(new_group | np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], n]
-    group_starts = np.flatnonzero(new_group)
-    run_group_start = group_starts[np.searchsorted(group_starts, starts, side="right") - 1]
-    ranks = np.empty(n)
-    ranks[o] = np.repeat((starts + ends + 1) / 2 - run_group_start, ends - starts)
-    return ranks
-
-
-def _delong_stats(
-    y: np.ndarray, predictions: tuple[np.ndarray, ...], orders: list[np.ndarray], g: _Groups
-) -> tuple[np.ndarray, ...]:
-    """DeLong et al. (1988): AUC per slice and the variance of its paired difference from the structural components.
-
-    A positive row's component is the share of the slice's negatives it outscores, a negative row's the share of
-    positives it does not; both come from midranks within (slice) minus midranks within (slice, class).
-    """
-    positive = y == 1
-    n_pos = g.sum(positive.astype(np.float64))
-    n_neg = g.rows - n_pos
-    codes = g.family.codes
-    by_class = codes * 2 + positive
-    components = []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for p, order in zip(predictions, orders, strict=True):
-            beaten = _group_midranks(codes, p, order) - _group_midranks(by_class, p, order)
-            components.append(np.where(positive, beaten / g.at(n_neg), 1 - beaten / g.at(n_pos)))
-        pos_mask, neg_mask = positive.astype(np.float64), (~positive).astype(np.float64)
-        aucs = [g.sum(c * pos_mask) / n_pos for c in components]
-
-        def variance(component: np.ndarray) -> np.ndarray:
-            var_pos = g.variance(component, g.sum(component * pos_mask) / n_pos, pos_mask)
-            var_neg = g.variance(component, g.sum(component * neg_mask) / n_neg, neg_mask)
-            return var_pos / n_pos + var_neg / n_neg
-
-        var_delta = variance(components[0] - components[1])
-        var_candidate = variance(components[0])
-    defined = (n_pos >= 2) & (n_neg >= 2)
-    return g.rows, aucs[0], aucs[1], aucs[2], np.sqrt(var_delta), np.sqrt(var_candidate), defined
-
-
-def _from_confusion(metric: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
-    """precision, recall or f1 from counts, 0 where the denominator is empty (scikit-learn's zero_division)."""
-    num, den = {"precision": (tp, tp + fp), "recall": (tp, tp + fn), "f1": (2 * tp, 2 * tp + fp + fn)}[metric]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, 0.0)
-
-
-def _bootstrap_stats(
-    metric: str,
-    y: np.ndarray,
-    predictions: tuple[np.ndarray, ...],
-    groups: Sequence[_Groups],
-    threshold: float,
-    rng: np.random.Generator,
-) -> list[tuple[np.ndarray, ...]]:
-    """Seeded paired Poisson bootstrap of f1/precision/recall for every slice.
-
-    These metrics depend only on how many rows of a slice fall in each joint (candidate, reference) confusion cell
-    (4 x 4 cells), and a sum of independent Poisson(1) row weights is Poisson(cell count), so each resample draws 16
-    counts per slice instead of a weight per row: exact for the Poisson bootstrap, linear in rows.
-    """
-    actual = y == 1
-    cells = [2 * (p > threshold) + actual for p in predictions]  # 0 tn, 1 fn, 2 fp, 3 tp
-    joint = 4 * cells[0] + cells[1]
-    candidate_cell, reference_cell = np.arange(16) // 4, np.arange(16) % 4
-    parts = []
-    for g in groups:
-        counts = np.bincount(g.family.codes * 16 + joint + 16, minlength=(g.k + 1) * 16).reshape(g.k + 1, 16)[1:]
-        resampled = rng.poisson(counts, size=(BOOTSTRAP_RESAMPLES, *counts.shape))
-        values = []
-        for table in (counts, resampled):
-            values.append(
-                [
-                    _from_confusion(metric, *(table[..., model_cell == c].sum(axis=-1) for c in (3, 2, 1)))
-                    for model_cell in (candidate_cell, reference_cell)
-                ]
-            )
-        baseline_counts = [g.sum((cells[2] == c) * 1.0) for c in (3, 2, 1)]
-        (candidate, reference), (candidate_draws, reference_draws) = values
-        parts.append(
-            (
-                g.rows,
-                candidate,
-                reference,
-                _from_confusion(metric, *baseline_counts),
-                (candidate_draws - reference_draws).std(axis=0, ddof=1),
-                candidate_draws.std(axis=0, ddof=1),
-                g.rows >= 2,
-            )
-        )
-    return parts
-
-
-@dataclass
-class _Plan:
-    """Which tests a guardrail runs on which slice, with their p-values (NaN: not tested), raw until ``evaluate``
-    replaces them with the Holm-adjusted ones."""
+@dataclass(frozen=True)
+class _Tests:
+    """Which slices a guardrail judges, the regression it allows on each, and the p-values of its regression and
+    floor/ceiling tests (NaN: not tested); raw as computed, or Holm-adjusted over the run (``_holm_adjusted``)."""
 
     judged: np.ndarray
     allowed: np.ndarray
     p_regression: np.ndarray
     p_limit: np.ndarray
+
+
+def _holm_adjusted(raw: list[_Tests]) -> tuple[list[_Tests], int]:
+    """The guardrails' tests with Holm-adjusted p-values over all of them, and how many tests there were."""
+    p_values = np.concatenate([np.empty(0), *(p for t in raw for p in (t.p_regression, t.p_limit))])
+    tested = ~np.isnan(p_values)
+    adjusted = np.full(len(p_values), np.nan)
+    adjusted[tested] = holm(p_values[tested])
+    result, offset = [], 0
+    for t in raw:
+        k = len(t.judged)
+        result.append(_Tests(t.judged, t.allowed, adjusted[offset : offset + k], adjusted[offset + k : offset + 2 * k]))
+        offset += 2 * k
+    return result, int(tested.sum())
 
 
 def _tolerance(guardrail: GuardrailConfig, slice_id: str, override: float | None) -> Tolerance | None:
@@ -540,15 +217,19 @@ def _p_above(estimate: float, bound: float, se: float) -> float:
     return _upper_tail((estimate - bound) / se)
 
 
-def _plan(
+def _in_scope(guardrail: GuardrailConfig, slice_id: str) -> bool:
+    return guardrail.scope == "slices" or slice_id == OVERALL
+
+
+def _tests(
     guardrail: GuardrailConfig,
-    stats: _Stats,
+    stats: SliceStats,
     ids: list[tuple[str, str]],
     min_slice_rows: int,
     override: float | None,
-) -> _Plan:
+) -> _Tests:
     k = len(ids)
-    in_scope = np.array([guardrail.scope == "slices" or slice_id == OVERALL for _, slice_id in ids])
+    in_scope = np.array([_in_scope(guardrail, slice_id) for _, slice_id in ids], dtype=bool)
     judged = in_scope & (stats.rows >= min_slice_rows) & stats.defined
     allowed = np.full(k, np.nan)
     p_regression = np.full(k, np.nan)
@@ -566,40 +247,46 @@ def _plan(
             limits.append(_p_above(stats.candidate[i], guardrail.max_value, stats.se_candidate[i]))
         if limits:
             p_limit[i] = min(limits)
-    return _Plan(judged, allowed, p_regression, p_limit)
+    return _Tests(judged, allowed, p_regression, p_limit)
+
+
+def _verdict(
+    guardrail: GuardrailConfig, stats: SliceStats, tests: _Tests, i: int, evaluation: EvaluationConfig
+) -> tuple[str, tuple[str, ...]]:
+    """A slice's verdict and its reasons, from the Holm-adjusted p-values."""
+    alpha = 1 - evaluation.confidence
+    if not tests.judged[i]:
+        return "too_small", (FEW_ROWS if stats.rows[i] < evaluation.min_slice_rows else UNDEFINED,)
+    reasons = []
+    if tests.p_regression[i] <= alpha:
+        reasons.append(TOLERANCE)
+    if tests.p_limit[i] <= alpha:
+        if guardrail.min_value is not None and stats.candidate[i] < guardrail.min_value:
+            reasons.append(MIN_VALUE)
+        if guardrail.max_value is not None and stats.candidate[i] > guardrail.max_value:
+            reasons.append(MAX_VALUE)
+    return ("fail" if reasons else "pass"), tuple(reasons)
 
 
 def _guardrail_result(
     guardrail: GuardrailConfig,
-    stats: _Stats,
-    plan: _Plan,
+    stats: SliceStats,
+    tests: _Tests,
     ids: list[tuple[str, str]],
     evaluation: EvaluationConfig,
     *,
     has_champion: bool,
     override: float | None,
 ) -> GuardrailResult:
-    alpha = 1 - evaluation.confidence
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    p_regression, p_limit = plan.p_regression, plan.p_limit
+    z = NormalDist().inv_cdf(1 - (1 - evaluation.confidence) / 2)
     rows = []
     for i, (family, slice_id) in enumerate(ids):
-        if not (guardrail.scope == "slices" or slice_id == OVERALL):
+        if not _in_scope(guardrail, slice_id):
             continue
-        reasons: list[str] = []
-        if not plan.judged[i]:
-            verdict = "too_small"
-            reasons.append(FEW_ROWS if stats.rows[i] < evaluation.min_slice_rows else UNDEFINED)
-        else:
-            if p_regression[i] <= alpha:
-                reasons.append(TOLERANCE)
-            if p_limit[i] <= alpha:
-                if guardrail.min_value is not None and stats.candidate[i] < guardrail.min_value:
-                    reasons.append(MIN_VALUE)
-                if guardrail.max_value is not None and stats.candidate[i] > guardrail.max_value:
-                    reasons.append(MAX_VALUE)
-            verdict = "fail" if reasons else "pass"
-        delta, se = stats.delta[i], stats.se_delta[i]
+        verdict, reasons = _verdict(guardrail, stats, tests, i, evaluation)
+        undefined = stats.undefined[i]
+        shown = np.nan if undefined else 1.0  # an undefined metric's values mean nothing: reported as None
+        delta, se = stats.delta[i] * shown, stats.se_delta[i]
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = delta / abs(stats.reference[i])
         rows.append(
@@ -607,18 +294,19 @@ def _guardrail_result(
                 slice=slice_id,
                 family=family,
                 rows=int(stats.rows[i]),
-                candidate=_finite(stats.candidate[i]),
-                champion=_finite(stats.reference[i]) if has_champion else None,
-                baseline=_finite(stats.baseline[i]),
+                candidate=_finite(stats.candidate[i] * shown),
+                champion=_finite(stats.reference[i] * shown) if has_champion else None,
+                baseline=_finite(stats.baseline[i] * shown),
                 delta=_finite(delta),
                 relative_delta=_finite(relative),
                 ci_low=_finite(delta - z * se),
                 ci_high=_finite(delta + z * se),
-                allowed=_finite(plan.allowed[i]),
-                p_value=_finite(p_regression[i]),
-                limit_p_value=_finite(p_limit[i]),
+                allowed=_finite(tests.allowed[i]),
+                p_value=_finite(tests.p_regression[i]),
+                limit_p_value=_finite(tests.p_limit[i]),
                 verdict=verdict,
-                reasons=tuple(reasons),
+                reasons=reasons,
+                why_not_judged=(undefined or stats.untestable[i]) if verdict == "too_small" else None,
             )
         )
     relative = guardrail.max_relative_regression

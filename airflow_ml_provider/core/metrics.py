@@ -18,6 +18,15 @@ MEAN_METRICS = frozenset({"mae", "mape", "log_loss", "accuracy"})
 THRESHOLD_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
 
 _EPS = np.finfo(np.float64).eps
+# Regression metrics that the target can leave undefined (``undefined_reason``), so whether a guardrail on them judges
+# anything depends on the data: `airflow-ml lint` warns about them. (roc_auc needs both classes, which only a tiny
+# slice lacks.)
+FRAGILE_METRICS = {
+    "mape": "it is undefined wherever a target value is 0 (a percentage of 0): a slice with one zero target is not "
+    "judged, and a target with many zeros (delays, counts) leaves it unjudged everywhere; mae or rmse always judge",
+    "r2": "it is undefined where the target is constant (variance 0), e.g. a small or homogeneous slice, which is "
+    "then not judged; it also moves with the slice's variance, not only with the model's error",
+}
 
 
 def _arrays(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +58,34 @@ def row_values(metric: str, y_true: np.ndarray, y_pred: np.ndarray, threshold: f
     if metric == "accuracy":
         return ((y_pred > threshold) == (y_true == 1)).astype(np.float64)
     raise ValueError(f"{metric!r} has no per-row decomposition; per-row metrics are {sorted(MEAN_METRICS)}, rmse, r2")
+
+
+def undefined_reason(metric: str, y_true: np.ndarray) -> str | None:
+    """Why ``metric`` has no meaningful value on these targets (None when it has one). scikit-learn returns a number
+    anyway (mape divides by machine epsilon, r2 of a constant target is 0 or 1): reports say "undefined" instead."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    if metric == "mape":
+        return zero_targets_reason(int((np.abs(y_true) < _EPS).sum()), len(y_true))
+    if metric == "r2":
+        return constant_target_reason(len(y_true)) if len(y_true) < 2 or np.ptp(y_true) == 0 else None
+    if metric == "roc_auc":
+        positives = int((y_true == 1).sum())
+        return one_class_reason(positives, len(y_true))
+    return None
+
+
+def zero_targets_reason(zeros: int, rows: int) -> str | None:
+    return f"the target is 0 in {zeros:,} of {rows:,} rows" if zeros else None
+
+
+def constant_target_reason(rows: int) -> str:
+    return "fewer than 2 rows" if rows < 2 else "the target is constant"
+
+
+def one_class_reason(positives: int, rows: int) -> str | None:
+    if rows and 0 < positives < rows:
+        return None
+    return f"only one class: {'all' if positives else 'none'} of {rows:,} rows are positive"
 
 
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:

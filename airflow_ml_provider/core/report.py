@@ -1,6 +1,8 @@
 """The evaluation report for people: Markdown for Airflow's Required Actions screen and MLflow, and a PNG chart.
 
-Both take ``EvaluationReport.to_dict()`` (as stored), so a report can be re-rendered later without the data.
+Both take ``EvaluationReport.to_dict()`` (as stored), so a report can be re-rendered later without the data. Slice
+ids and every other value that comes from the data or a city's YAML go through core/display.py: shown as text, never
+as markup; a metric that is undefined on the rows shows as "undefined (why)".
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ import io
 import math
 from typing import Any
 
-_VERDICT_ORDER = {"fail": 0, "pass": 1, "too_small": 2}
+from airflow_ml_provider.core.display import code, markdown, visible
+from airflow_ml_provider.core.verdicts import slice_order
+
 _MAX_NAMED_FAILURES = 5
 _MAX_CHART_SLICES = 40
 
@@ -22,12 +26,12 @@ def render_markdown(report: dict[str, Any], links: dict[str, str] | None = None)
     if report.get("note"):
         lines += [f"Note: {report['note']}.", ""]
     lines += [
-        f"City `{report['city']}`, model `{report['model']}` ({report['task']}): the candidate was compared with the "
-        f"{reference} on {report['rows']:,} eval rows. {counts['judged']} slices judged, {counts['failed']} failed, "
-        f"{counts['too_small']} too small to judge (fewer than {report['min_slice_rows']:,} rows or not measurable). "
-        f"A slice fails only when its regression beyond tolerance is significant at {report['confidence']:.0%} "
-        f"confidence after correcting for all {counts['tests']} tests of this run, so noise alone rarely blocks a "
-        "model.",
+        f"City {code(report['city'])}, model {code(report['model'])} ({report['task']}): the candidate was compared "
+        f"with the {reference} on {report['rows']:,} eval rows. {counts['judged']} slices judged, {counts['failed']} "
+        f"failed, {counts['too_small']} too small to judge (fewer than {report['min_slice_rows']:,} rows or not "
+        f"measurable). A slice fails only when its regression beyond tolerance is significant at "
+        f"{report['confidence']:.0%} confidence after correcting for all {counts['tests']} tests of this run, so noise "
+        "alone rarely blocks a model.",
         "",
     ]
     if report.get("tolerance_override") is not None:
@@ -52,33 +56,35 @@ def render_markdown(report: dict[str, Any], links: dict[str, str] | None = None)
         lines += [*_guardrail_section(report, guardrail), ""]
     if links:
         lines += ["## Links", ""]
-        lines += [f"- [{_cell(label)}]({url})" for label, url in links.items()]
+        lines += [_link(label, url) for label, url in links.items()]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
 def with_link(markdown: str, label: str, url: str) -> str:
     """The report with one more entry in its Links section (created when the report has none)."""
-    entry = f"- [{_cell(label)}]({url})\n"
+    entry = _link(label, url) + "\n"
     if "\n## Links\n" in markdown:
         return markdown.rstrip() + "\n" + entry
     return markdown.rstrip() + "\n\n## Links\n\n" + entry
+
+
+def _link(label: str, url: str) -> str:
+    """A list item linking ``url`` (made by the provider, not from data) under a literal ``label``."""
+    return f"- [{markdown(label)}]({url})"
 
 
 def _reference_name(report: dict[str, Any]) -> str:
     return "champion" if report["comparison"] == "champion" else "naive baseline"
 
 
+def _order(guardrail: dict[str, Any], row: dict[str, Any]) -> tuple[int, float]:
+    return slice_order(row["verdict"], row["relative_delta"], guardrail["higher_is_better"])
+
+
 def _failures(report: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     failed = [(g, s) for g in report["guardrails"] for s in g["slices"] if s["verdict"] == "fail"]
-    return sorted(failed, key=lambda gs: -_regression_share(gs[0], gs[1]))
-
-
-def _regression_share(guardrail: dict[str, Any], row: dict[str, Any]) -> float:
-    relative = row["relative_delta"]
-    if relative is None:
-        return 0.0
-    return -relative if guardrail["higher_is_better"] else relative
+    return sorted(failed, key=lambda gs: _order(*gs))
 
 
 def _verdict_line(report: dict[str, Any]) -> str:
@@ -88,7 +94,10 @@ def _verdict_line(report: dict[str, Any]) -> str:
         if not report["guardrails"]:
             return "PASS: no guardrails are configured, nothing was judged"
         if counts["judged"] == 0:
-            return f"PASS: no slice had enough rows to judge ({counts['too_small']} too small)"
+            return (
+                f"PASS: nothing could be judged ({_plural(counts['too_small'], 'slice')} too small or with an "
+                "undefined metric)"
+            )
         line = f"PASS: candidate is no worse than the {reference} on {_plural(counts['judged'], 'slice')}"
         if counts["too_small"]:
             line += f" ({counts['too_small']} too small to judge)"
@@ -96,7 +105,7 @@ def _verdict_line(report: dict[str, Any]) -> str:
     failures = _failures(report)
     only_tolerance = all(s["reasons"] == ["tolerance"] for _, s in failures)
     what = "regressed beyond tolerance" if only_tolerance else "failed a guardrail"
-    named = [f"{s['slice']} ({_failure_text(g, s)})" for g, s in failures[:_MAX_NAMED_FAILURES]]
+    named = [f"{markdown(s['slice'])} ({_failure_text(g, s)})" for g, s in failures[:_MAX_NAMED_FAILURES]]
     if len(failures) > _MAX_NAMED_FAILURES:
         named.append(f"and {len(failures) - _MAX_NAMED_FAILURES} more")
     return f"BLOCKED: {_plural(counts['failed'], 'slice')} {what}: {', '.join(named)}"
@@ -150,8 +159,9 @@ def _percent(value: float | None) -> str:
     return f"{value:+.0%}" if abs(value) >= 0.1 else f"{value:+.1%}"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _undefined(why: str) -> str:
+    """``why`` is the provider's own text (metrics.undefined_reason), made of counts, never of data values."""
+    return f"undefined ({why})"
 
 
 def _overall_table(report: dict[str, Any]) -> list[str]:
@@ -161,9 +171,14 @@ def _overall_table(report: dict[str, Any]) -> list[str]:
         "| Metric | " + " | ".join(m.capitalize() for m in models) + " |",
         "|---|" + "---:|" * len(models),
     ]
+    undefined = report.get("undefined") or {}
     for metric in overall["candidate"]:
         name = f"**{metric}** (primary)" if metric == report["primary_metric"] else metric
-        lines.append(f"| {name} | " + " | ".join(_number(overall[m][metric]) for m in models) + " |")
+        if metric in undefined:
+            values = [_undefined(undefined[metric])] * len(models)
+        else:
+            values = [_number(overall[m][metric]) for m in models]
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
     return lines
 
 
@@ -185,7 +200,7 @@ def _tolerance_text(report: dict[str, Any], guardrail: dict[str, Any]) -> str:
         if tolerance["max_absolute_regression"] is not None:
             parts.append(f"{tolerance['max_absolute_regression']:g}")
         missing = "" if slice_id in judged else " (no such slice in this eval data; check the id)"
-        rules.append(f"{_cell(slice_id)}: {' or '.join(parts) or 'no regression'}{missing}")
+        rules.append(f"{markdown(slice_id)}: {' or '.join(parts) or 'no regression'}{missing}")
     if guardrail["min_value"] is not None:
         rules.append(f"floor {_number(guardrail['min_value'])}")
     if guardrail["max_value"] is not None:
@@ -207,14 +222,13 @@ def _guardrail_section(report: dict[str, Any], guardrail: dict[str, Any]) -> lis
         f"| Slice | Rows | {reference} | Candidate | Change ({confidence} interval) | Verdict |",
         "|---|---:|---:|---:|---|---|",
     ]
-    rows = sorted(
-        guardrail["slices"],
-        key=lambda s: (_VERDICT_ORDER[s["verdict"]], -_regression_share(guardrail, s) if s["verdict"] == "fail" else 0),
-    )
-    for row in rows:
-        reference_value = _reference_value(report, row)
+    for row in sorted(guardrail["slices"], key=lambda s: _order(guardrail, s)):
+        reference_value, candidate = _number(_reference_value(report, row)), _number(row["candidate"])
         change = "n/a"
-        if row["delta"] is not None:
+        undefined = _metric_undefined(row)
+        if undefined:
+            reference_value = candidate = change = _undefined(undefined)
+        elif row["delta"] is not None:
             if row["ci_low"] is not None:
                 decimals = _decimals(row["ci_high"] - row["ci_low"])
                 change = f"{_signed(row['delta'], decimals)} ({_signed(row['ci_low'], decimals)} to "
@@ -224,10 +238,16 @@ def _guardrail_section(report: dict[str, Any], guardrail: dict[str, Any]) -> lis
             if row["relative_delta"] is not None:
                 change += f", {_percent(row['relative_delta'])}"
         lines.append(
-            f"| {_cell(row['slice'])} | {row['rows']:,} | {_number(reference_value)} | {_number(row['candidate'])} "
+            f"| {markdown(row['slice'])} | {row['rows']:,} | {reference_value} | {candidate} "
             f"| {change} | {_verdict_text(report, guardrail, row)} |"
         )
     return lines
+
+
+def _metric_undefined(row: dict[str, Any]) -> str | None:
+    """Why the metric has no value on this slice (its values are None), or None."""
+    why = row.get("why_not_judged")
+    return why if why and row["candidate"] is None else None
 
 
 def _reference_value(report: dict[str, Any], row: dict[str, Any]) -> float | None:
@@ -240,6 +260,8 @@ def _verdict_text(report: dict[str, Any], guardrail: dict[str, Any], row: dict[s
     if row["verdict"] == "too_small":
         if "few_rows" in row["reasons"]:
             return f"too small: needs {report['min_slice_rows']:,} rows"
+        if row.get("why_not_judged"):
+            return f"not judged: {row['why_not_judged']}"
         if guardrail["metric"] == "roc_auc":
             return "too small: needs 2 positive and 2 negative rows"
         if guardrail["metric"] == "r2":
@@ -271,10 +293,7 @@ def render_chart(report: dict[str, Any]) -> bytes:
     rows = []
     if guardrail is not None:
         judged = [s for s in guardrail["slices"] if s["relative_delta"] is not None]
-        rows = sorted(
-            judged,
-            key=lambda s: (_VERDICT_ORDER[s["verdict"]], -_regression_share(guardrail, s)),
-        )[:_MAX_CHART_SLICES]
+        rows = sorted(judged, key=lambda s: _order(guardrail, s))[:_MAX_CHART_SLICES]
     figure = Figure(figsize=(8, 1.5 + 0.28 * max(len(rows), 1)), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
@@ -297,19 +316,37 @@ def render_chart(report: dict[str, Any]) -> bytes:
         axes.axvline(0, color="grey", linewidth=0.8)
         if guardrail["max_relative_regression"] is not None:
             axes.axvline(100 * guardrail["max_relative_regression"], color="black", linestyle="--", linewidth=1)
-        axes.set_yticks(range(len(rows)), [row["slice"] for row in rows], fontsize=8)
+        axes.set_yticks(range(len(rows)), [visible(row["slice"], 40) for row in rows], fontsize=8, parse_math=False)
         axes.invert_yaxis()
         reference = "champion" if report["comparison"] == "champion" else "baseline"
         axes.set_xlabel(f"{guardrail['metric']} regression vs the {reference}, % of its value (right is worse)")
         axes.set_title(
-            f"{report['city']}: {report['verdict'].upper()}. {guardrail['metric']} per slice "
+            f"{visible(report['city'], 40)}: {report['verdict'].upper()}. {guardrail['metric']} per slice "
             f"(bars: {report['confidence']:.0%} intervals, black ticks: tolerated regression)",
             fontsize=10,
+            parse_math=False,
         )
+    if guardrail is not None and (note := _undefined_note(report, guardrail)):
+        figure.text(0.01, 0.005, note, fontsize=7, parse_math=False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _undefined_note(report: dict[str, Any], guardrail: dict[str, Any]) -> str | None:
+    """The chart's footnote for slices it cannot place because the metric is undefined on them."""
+    metric = guardrail["metric"]
+    overall = (report.get("undefined") or {}).get(metric)
+    if overall:
+        return f"{metric} is undefined ({visible(overall)}): not charted"
+    undefined = [s for s in guardrail["slices"] if _metric_undefined(s)]
+    if not undefined:
+        return None
+    return (
+        f"{metric} is undefined on {len(undefined)} slice(s), not charted, e.g. "
+        f"{visible(undefined[0]['slice'], 40)}: {visible(_metric_undefined(undefined[0]))}"
+    )
 
 
 def schema_change_note(champion: dict[str, str] | None, candidate: dict[str, str]) -> str | None:

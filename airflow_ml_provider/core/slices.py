@@ -9,7 +9,9 @@ Slice ids are what reports show and what guardrail ``overrides`` are keyed by:
 - ``where`` gives the slice ``name``;
 - ``overall`` is always there and holds every row.
 
-Rows with a missing value (or outside the bin edges) belong to no slice of that family.
+Rows with a missing value (or outside the bin edges) belong to no slice of that family. A ``column``/``columns``
+family may have at most ``MAX_SLICES`` slices: validate_data refuses data with more (``too_many_slices``), and so does
+``slice_families``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import pandas as pd
 from airflow_ml_provider.config import Condition, SliceConfig
 
 OVERALL = "overall"
+# Every slice is a table row people read and a test in the Holm correction (so each extra slice costs the others
+# power): a column with thousands of values (ids, free text) is a mistake, not a slicing.
+MAX_SLICES = 500
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ def slice_families(frame: pd.DataFrame, slices: Sequence[SliceConfig]) -> list[S
                 f"{where} uses column {missing[0]!r}, which is not in the eval data; fix the slice in the city "
                 f"config or add the column to the data (eval columns: {sorted(map(str, frame.columns))})"
             )
+        if spec.column is not None or spec.columns is not None:
+            for columns, count in too_many_slices(frame, [spec]):
+                raise ValueError(f"{where}: {_too_many_text(columns, count)}")
         if spec.column is not None:
             family = _column_family(frame, spec.column)
         elif spec.columns is not None:
@@ -71,6 +79,28 @@ def slice_families(frame: pd.DataFrame, slices: Sequence[SliceConfig]) -> list[S
                 )
             seen[slice_id] = family.label
     return families
+
+
+def too_many_slices(frame: pd.DataFrame, slices: Sequence[SliceConfig]) -> list[tuple[list[str], int]]:
+    """The ``column``/``columns`` slices whose columns have more than ``MAX_SLICES`` distinct values (pairs) in
+    ``frame``, with their count; slices on columns the frame lacks are skipped (reported elsewhere)."""
+    found = []
+    for spec in slices:
+        columns = [spec.column] if spec.column is not None else spec.columns
+        if not columns or any(c not in frame.columns for c in columns):
+            continue
+        count = len(frame[columns].dropna().drop_duplicates())
+        if count > MAX_SLICES:
+            found.append((list(columns), count))
+    return found
+
+
+def _too_many_text(columns: list[str], count: int) -> str:
+    what = "distinct values" if len(columns) == 1 else "distinct pairs of values"
+    return (
+        f"{' x '.join(map(repr, columns))} has {count:,} {what}, more than the {MAX_SLICES:,} slices one "
+        "evaluation.slices entry may make; slice by a coarser column (or `bins`), or remove the slice"
+    )
 
 
 def _value_text(value: object) -> str:

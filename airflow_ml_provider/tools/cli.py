@@ -109,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.tools.lint import lint_directory
+    from airflow_ml_provider.tools.lint import lint_directory, metric_warnings
 
     directory = args.directory or config_dir()
     problems, cities = lint_directory(directory)
+    if directory.is_dir():  # warnings do not fail lint: whether the metric is defined depends on the data
+        for warning in metric_warnings(load_all(directory)[0]):
+            print(warning)
     if problems:
         print("\n".join(problems))
         print(f"\n{len(problems)} problem(s) in {directory}")

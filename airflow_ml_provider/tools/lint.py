@@ -16,7 +16,7 @@ globals().update(city_dags(__file__))
 
 def lint_directory(directory: Path) -> tuple[list[str], list[str]]:
     """Problems in the folder (schema, expectations checked against Great Expectations, loader files) and the
-    names of the cities that are fine."""
+    names of the cities that are fine. Warnings (``metric_warnings``) are not problems."""
     if not directory.is_dir():
         return [f"{directory}: no such folder"], []
     configs, problems = load_all(directory)
@@ -29,6 +29,18 @@ def lint_directory(directory: Path) -> tuple[list[str], list[str]]:
     problems.extend(loader_problems(directory))
     bad = {p.split(".yaml", 1)[0] for p in problems}
     return problems, [c for c in configs if c not in bad]
+
+
+def metric_warnings(configs: dict[str, CityConfig]) -> list[str]:
+    """Guardrails on metrics that some targets leave undefined: not errors (the data decides), but worth knowing."""
+    from airflow_ml_provider.core.metrics import FRAGILE_METRICS
+
+    return [
+        f"{city}.yaml: evaluation.guardrails[{i}]: warning: {g.metric} is fragile: {FRAGILE_METRICS[g.metric]}"
+        for city, config in configs.items()
+        for i, g in enumerate(config.evaluation.guardrails)
+        if g.metric in FRAGILE_METRICS
+    ]
 
 
 def dag_problems(configs: dict[str, CityConfig]) -> list[str]:

@@ -7,10 +7,12 @@ import pytest
 from sklearn import metrics as skm
 
 from airflow_ml_provider.core.baseline import baseline_predictions
-from airflow_ml_provider.core.guardrails import FIRST_RUN_NOTE, evaluate, holm
+from airflow_ml_provider.core.guardrail_stats import holm
+from airflow_ml_provider.core.guardrails import evaluate
 from airflow_ml_provider.core.metrics import threshold_at_fpr
 from airflow_ml_provider.core.report import render_markdown
 from airflow_ml_provider.core.slices import slice_families
+from airflow_ml_provider.core.verdicts import FIRST_RUN_NOTE
 
 SKLEARN = {
     "mae": skm.mean_absolute_error,

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml_provider.config import SliceConfig
-from airflow_ml_provider.core.slices import OVERALL, slice_families
+from airflow_ml_provider.core.slices import OVERALL, slice_families, too_many_slices
 
 
 def specs(*raw):
@@ -114,3 +114,13 @@ def test_categorical_columns_are_coded_like_strings():
     frame = pd.DataFrame({"district": pd.Categorical(["b", "a", "b"], categories=["b", "a", "z"])})
     _, family = slice_families(frame, specs({"column": "district"}))
     assert dict(zip(family.ids, family.rows().tolist(), strict=True)) == {"district=a": 1, "district=b": 2}
+
+
+def test_a_column_with_too_many_values_is_refused_naming_it():
+    """Ten thousand distinct districts would be a 10,000-row report and 10,000 tests: refused, naming the column."""
+    frame = pd.DataFrame({"district": [f"d{i}" for i in range(10_000)], "vehicle_type": ["car", "bike"] * 5_000})
+    assert too_many_slices(frame, specs({"column": "district"}, {"column": "vehicle_type"})) == [(["district"], 10_000)]
+    with pytest.raises(ValueError, match=r"evaluation.slices\[0\] \(district\): 'district' has 10,000 distinct values"):
+        slice_families(frame, specs({"column": "district"}))
+    with pytest.raises(ValueError, match="'district' x 'vehicle_type' has 10,000 distinct pairs of values"):
+        slice_families(frame, specs({"columns": ["district", "vehicle_type"]}))

@@ -66,7 +66,13 @@ class Approver:
                 admin = AirflowApi(http, "admin", "admin")
                 deadline = time.monotonic() + 600
                 while not self.done.is_set() and time.monotonic() < deadline:
-                    pending = [p for p in admin.pending_approvals(self.dag_id)]
+                    # Only once the task is parked: an answer that lands while it is still entering
+                    # awaiting_input is recorded but never resumes it (dag.test() then waits for ever).
+                    pending = [
+                        p
+                        for p in admin.pending_approvals(self.dag_id)
+                        if p["task_instance"].get("state") == "awaiting_input"
+                    ]
                     if pending:
                         self.request = pending[0]
                         self.act(http, self.request)

@@ -1,11 +1,13 @@
 """The production topology of docker-compose.yaml without Docker, on loopback only: a throwaway PostgreSQL cluster
 (databases airflow and mlflow), Redis as Celery broker, moto's S3 server as the object store, an MLflow tracking
-server on Postgres with artifacts in S3, and Airflow with the CeleryExecutor (api-server, scheduler, dag-processor,
-triggerer and a separate Celery worker). One retrain of berlin runs end to end and is approved over REST.
+server on Postgres with artifacts in S3 behind basic authentication (its users made by deploy/mlflow_users.py, as
+mlflow-init does), and Airflow with the CeleryExecutor (api-server, scheduler, dag-processor, triggerer and a
+separate Celery worker) reaching MLflow as its own user through the mlflow_default connection. One retrain of berlin
+runs end to end and is approved over REST; a user who may only read cannot move the champion.
 
 Needs the Debian packages postgresql and redis-server (``make system-deps``) and the Python packages
-apache-airflow-providers-celery, psycopg2-binary and redis. Every process started here runs in its own process
-group and is stopped (SIGTERM, then SIGKILL) whatever happens.
+apache-airflow-providers-celery, psycopg2-binary, redis and Flask-WTF (MLflow's auth extra). Every process started
+here runs in its own process group and is stopped (SIGTERM, then SIGKILL) whatever happens.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ import pytest
 import yaml
 from e2e import postgres
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(420, method="signal")]
+# A guard, not a speed check: on a busy 2-core machine starting eight servers takes minutes.
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(2000, method="signal")]
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -40,6 +43,8 @@ DATA_BUCKET = "airflow-ml"
 MLFLOW_BUCKET = "mlflow"
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 TASKS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
+MLFLOW_ADMIN = ("admin", "stack-test-mlflow-admin-password")
+MLFLOW_AIRFLOW = ("airflow", "stack-test-mlflow-airflow-password")
 
 
 def _free_port() -> int:
@@ -159,16 +164,25 @@ def _write_dag_folder(root: Path) -> Path:
     return dags
 
 
-def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
+def _mlflow_as(user: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow clients in this process authenticate as ``user`` (how MlflowHook passes the connection's login)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+
+
+def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     started = time.monotonic()
     if postgres.bin_dir() is None or shutil.which("redis-server") is None:
         pytest.skip("needs the Debian packages postgresql and redis-server (make system-deps)")
-    for module in ("airflow.providers.celery", "psycopg2", "redis"):
+    for module in ("airflow.providers.celery", "psycopg2", "redis", "flask_wtf"):
         pytest.importorskip(module)
 
     import boto3
     import httpx
     from moto.server import ThreadedMotoServer
+
+    sys.path.insert(0, str(PROJECT / "deploy"))  # deploy/mlflow_users.py: the script mlflow-init runs
+    import mlflow_users
 
     from airflow_ml_provider.core.demo_data import make_city_data
     from airflow_ml_provider.core.snapshot import to_parquet_bytes
@@ -195,13 +209,23 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         redis_port = _start_redis(procs, stack_root)
         airflow_db, mlflow_db = postgres.url(pg_port, "airflow"), postgres.url(pg_port, "mlflow")
 
-        # ----- MLflow tracking server on Postgres, artifacts in S3 -----
+        # ----- MLflow tracking server on Postgres, artifacts in S3, basic authentication -----
         mlflow_port = _free_port()
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_", "AWS_"))}
-        mlflow_env = {**base_env, **AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "GIT_PYTHON_REFRESH": "quiet"}
+        auth_ini = stack_root / "mlflow-basic-auth.ini"
+        auth_ini.write_text(
+            (PROJECT / "deploy" / "mlflow-basic-auth.ini")
+            .read_text()
+            .replace("sqlite:////home/mlflow/auth/", f"sqlite:///{stack_root}/")
+        )
+        mlflow_env = {
+            **base_env, **AWS_ENV, "MLFLOW_S3_ENDPOINT_URL": s3_url, "GIT_PYTHON_REFRESH": "quiet",
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini), "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_ADMIN[1],
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "stack-test-flask-secret",
+        }  # fmt: skip
         procs.start("mlflow", [
-            str(BIN / "mlflow"), "server", "--backend-store-uri", mlflow_db,
+            str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--backend-store-uri", mlflow_db,
             "--artifacts-destination", f"s3://{MLFLOW_BUCKET}/", "--serve-artifacts",
             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
             "--allowed-hosts", f"127.0.0.1:{mlflow_port},localhost:{mlflow_port}",
@@ -233,7 +257,9 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
                 "conn_type": "aws", "login": "testing", "password": "testing",
                 "extra": {"endpoint_url": s3_url, "region_name": "us-east-1"},
             }),
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": mlflow_url}),
+            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({
+                "conn_type": "mlflow", "host": mlflow_url, "login": MLFLOW_AIRFLOW[0], "password": MLFLOW_AIRFLOW[1],
+            }),
             "MLFLOW_TRACKING_URI": mlflow_url,
         })  # fmt: skip
         airflow_home = Path(env["AIRFLOW_HOME"])
@@ -255,6 +281,13 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         http = httpx.Client(base_url=api_url, timeout=30)
         _wait("Airflow's health endpoint", lambda: http.get("/api/v2/monitor/health").status_code == 200, 180, procs)
         _wait("the MLflow server", lambda: httpx.get(f"{mlflow_url}/health", timeout=5).status_code == 200, 120, procs)
+        search = f"{mlflow_url}/api/2.0/mlflow/registered-models/search"
+        assert httpx.get(search, timeout=30).status_code == 401  # nobody gets in without a user
+        # what mlflow-init does: the admin creates the user Airflow works as
+        _mlflow_as(MLFLOW_ADMIN, monkeypatch)
+        assert mlflow_users.ensure_user(mlflow_url, *MLFLOW_AIRFLOW) == "created"
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
         admin = AirflowApi(http, "admin", "admin")
         headers = admin._headers
         pool = {"name": "ml_training", "slots": 4, "description": "train and evaluate slots", "include_deferred": False}
@@ -266,7 +299,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         # ----- the run: trigger, approve as berlin_ops, success -----
         conf = {"reason": "stack test", "estimator_params": {"max_iter": 50}}
         run_id = admin.trigger(DAG_ID, conf=conf, logical_date=END.isoformat())
-        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 240, procs)
+        pending = _wait("the approval request", lambda: admin.pending_approvals(DAG_ID), 1200, procs)
         assert pending[0]["task_instance"]["dag_run_id"] == run_id
         approver = AirflowApi(http, "berlin_ops", embedded.password("berlin_ops"))
         approver.answer(DAG_ID, run_id, "Approve", "stack test approved")
@@ -275,7 +308,7 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
             state = admin.dag_run(DAG_ID, run_id)["state"]
             return state if state in ("success", "failed") else None
 
-        assert _wait("the run to finish", finished, 120, procs) == "success"
+        assert _wait("the run to finish", finished, 300, procs) == "success"
 
         # ----- where the tasks ran: the Celery worker -----
         tis = http.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", headers=headers).json()
@@ -290,17 +323,29 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path) -> None:
         assert "task_id='approve'" in worker_log
         assert "LocalExecutor" not in procs.log("scheduler")
 
-        # ----- MLflow: champion is the version of this run -----
+        # ----- MLflow: champion is the version of this run, registered by the airflow user -----
         from mlflow import MlflowClient
+        from mlflow.exceptions import RestException
+        from mlflow.server.auth.client import AuthServiceClient
 
         from airflow_ml_provider.core import registry
 
         client = MlflowClient(tracking_uri=mlflow_url, registry_uri=mlflow_url)
+        _mlflow_as(MLFLOW_AIRFLOW, monkeypatch)
         champion = client.get_model_version_by_alias(f"eta_{CITY}", registry.CHAMPION)
         assert champion.version == "1"
         assert champion.tags[registry.DECISION_TAG] == "approved"
         assert champion.tags[registry.DECIDED_BY_TAG] == "berlin_ops"
         assert run_id in champion.tags.values()
+        assert champion.user_id in (None, "", MLFLOW_AIRFLOW[0])
+
+        # ----- a logged-in user who may only read (default_permission READ) cannot move the champion -----
+        _mlflow_as(MLFLOW_ADMIN, monkeypatch)
+        AuthServiceClient(mlflow_url).create_user("viewer", "stack-test-viewer-password")
+        _mlflow_as(("viewer", "stack-test-viewer-password"), monkeypatch)
+        assert client.get_model_version_by_alias(f"eta_{CITY}", registry.CHAMPION).version == "1"
+        with pytest.raises(RestException, match=r"PERMISSION_DENIED|Permission denied"):
+            client.set_registered_model_alias(f"eta_{CITY}", registry.CHAMPION, "1")
 
         # ----- S3: the run's snapshot and model, and MLflow's model artifacts -----
         def keys(bucket: str, prefix: str = "") -> set[str]:

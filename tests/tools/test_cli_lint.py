@@ -70,3 +70,18 @@ def test_lint_reports_what_would_be_an_import_error_when_the_dag_is_built(
     out = capsys.readouterr().out
     assert "lisbon.yaml: approval.notifiers: kind slack needs the Slack provider" in out
     assert "berlin" not in out
+
+
+def test_lint_warns_about_guardrails_on_metrics_the_target_can_leave_undefined(
+    dags: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (dags / "configs" / "berlin.yaml").write_text(
+        "city: berlin\nevaluation:\n  guardrails:\n    - {metric: mae, max_relative_regression: 0.02}\n"
+        "    - {metric: mape, max_relative_regression: 0.02}\n    - {metric: r2, min_value: 0.5}\n"
+    )
+    assert main(["lint", str(dags / "configs")]) == 0  # a warning, not a problem
+    out = capsys.readouterr().out
+    mape = "berlin.yaml: evaluation.guardrails[1]: warning: mape is fragile: it is undefined wherever a target value"
+    r2 = "berlin.yaml: evaluation.guardrails[2]: warning: r2 is fragile: it is undefined where the target is constant"
+    assert mape in out and r2 in out
+    assert "guardrails[0]" not in out and "3 city config(s) OK" in out

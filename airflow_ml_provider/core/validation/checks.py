@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from airflow_ml_provider.core.display import visible
+from airflow_ml_provider.core.slices import MAX_SLICES, too_many_slices
 from airflow_ml_provider.core.validation.values import (
     SAMPLE_SIZE,
     count_text,
@@ -43,7 +45,7 @@ def run_builtin_checks(frame: pd.DataFrame, config: CityConfig, windows: Windows
         if column in frame.columns:
             findings.ok("column_present", column)
         else:
-            shown = ", ".join(map(str, frame.columns[:30])) + (", ..." if len(frame.columns) > 30 else "")
+            shown = ", ".join(map(visible, frame.columns[:30])) + (", ..." if len(frame.columns) > 30 else "")
             findings.fail(
                 "column_present", f"the {role} column is missing; the data has columns [{shown}]", column=column
             )
@@ -85,6 +87,7 @@ def run_builtin_checks(frame: pd.DataFrame, config: CityConfig, windows: Windows
     _duplicates(frame, config, windowed, findings)
     if windowed:
         _unseen_categories(frame, config, train_rows, findings)
+        _slice_cardinality(frame.iloc[train_rows:], config, findings)
     return CheckedRows(frame, train_rows, eval_rows, rows_outside)
 
 
@@ -338,3 +341,20 @@ def _unseen_categories(frame: pd.DataFrame, config: CityConfig, train_rows: int,
             )
         else:
             findings.ok("unseen_categories", column)
+
+
+def _slice_cardinality(eval_frame: pd.DataFrame, config: CityConfig, findings: Findings) -> None:
+    """A slice column with thousands of values (an id, free text) would make a report nobody reads and thousands of
+    tests: refused here, before anything is trained."""
+    too_many = too_many_slices(eval_frame, config.evaluation.slices)
+    for columns, count in too_many:
+        what = "distinct values" if len(columns) == 1 else f"distinct pairs with {columns[1]!r}"
+        findings.fail(
+            "slice_cardinality",
+            f"{count:,} {what} in the eval window, more than the {MAX_SLICES:,} slices one evaluation.slices entry "
+            "may make (each value is a slice: a report row and a test); slice by a coarser column or with `bins`, "
+            "or remove the slice",
+            column=columns[0],
+        )
+    if not too_many:
+        findings.ok("slice_cardinality")

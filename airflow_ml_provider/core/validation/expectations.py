@@ -158,7 +158,7 @@ def _expectation_failure(
         count = int(result["unexpected_count"] or 0)
         percent = float(result.get("unexpected_percent") or 0.0)
         total = int(result.get("element_count") or 0)
-        samples = list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+        samples = [jsonable(v) for v in list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]]
         example = f"e.g. {samples}"
         if all(v is None for v in samples):  # unexpected nulls: name the rows instead
             indexes = result.get("partial_unexpected_index_list") or []

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from airflow_ml_provider.core.display import ELLIPSIS, MAX_SHOWN
+
 if TYPE_CHECKING:
     from airflow_ml_provider.config import CityConfig
     from airflow_ml_provider.core.windows import Windows
@@ -33,16 +35,20 @@ def window_text(windows: Windows) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """Sample values as JSON: timestamps as ISO text, NaN and NA as None, inf as text."""
+    """Sample values as JSON: timestamps as ISO text, NaN and NA as None, inf as text, text cut to ``MAX_SHOWN``
+    characters (messages show samples with repr, which escapes line breaks and hidden characters)."""
     if isinstance(value, (datetime, np.datetime64)):
         return None if pd.isna(value) else pd.Timestamp(value).isoformat()
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return None if np.isnan(value) else str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, float)):
         return value
-    return None if value is pd.NA or value is pd.NaT else str(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    text = str(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + ELLIPSIS
 
 
 def samples(values: pd.Series) -> list[Any]:
