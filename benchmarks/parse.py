@@ -122,9 +122,9 @@ def city_names(n: int) -> list[str]:
     return [f"city{i:04d}" for i in range(n)]
 
 
-def make_ours(folder: Path, n: int, name: str = "ours") -> Path:
+def make_ours(folder: Path, n: int) -> Path:
     """``n`` copies of berlin: its loader file and YAML with the city renamed, and the shipped ``_defaults.yaml``."""
-    dags = folder / name
+    dags = folder / "ours"
     configs = dags / "configs"
     configs.mkdir(parents=True)
     loader = (ROOT / "dags" / "berlin.py").read_text()
@@ -204,15 +204,16 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
+        action="append",
+        default=[],
         help="another checkout of this project (e.g. `git worktree add /tmp/before <commit>`), measured interleaved "
-        "with this one: before/after numbers from the same run",
+        "with this one on the same files: before/after numbers from one run (repeatable)",
     )
     args = parser.parse_args()
 
     ours_python = Path(sys.executable)
     contenders: list[Contender] = [("ours", ours_python, ROOT, 2)]
-    if args.baseline:
-        contenders.append(("baseline", ours_python, args.baseline.resolve(), 2))
+    contenders += [(f"baseline {path.name}", ours_python, path.resolve(), 2) for path in args.baseline]
     if not args.no_dag_factory:
         contenders.append(("dag-factory", dag_factory_python(), None, 1))
     with tempfile.TemporaryDirectory(prefix="parse-bench-") as tmp:
@@ -222,21 +223,14 @@ def main() -> None:
         print("seconds to fill a DagBag (median), ms per city; ratio = ours / other")
         for n in args.cities:
             folder = work / f"n{n}"
-            folders = {
-                "ours": make_ours(folder, n),
-                "baseline": make_ours(folder, n, "baseline"),
-                "dag-factory": make_dag_factory(folder, n),
-            }
-            times = _interleaved(contenders, folders, n, env, args.repeat)
-            _report(f"{n} cities", times, per=n)
+            ours, theirs = make_ours(folder, n), make_dag_factory(folder, n)
+            paths = {name: theirs if name == "dag-factory" else ours for name, *_ in contenders}
+            _report(f"{n} cities", _interleaved(contenders, paths, n, env, args.repeat), per=n)
 
         one = work / "one"
-        files = {
-            "ours": make_ours(one, 1) / "city0000.py",
-            "baseline": make_ours(one, 1, "baseline") / "city0000.py",
-            "dag-factory": make_dag_factory(one, 1) / "city0000.py",
-        }
-        times = _interleaved(contenders, files, 1, env, args.single_repeat)
+        ours, theirs = make_ours(one, 1) / "city0000.py", make_dag_factory(one, 1) / "city0000.py"
+        paths = {name: theirs if name == "dag-factory" else ours for name, *_ in contenders}
+        times = _interleaved(contenders, paths, 1, env, args.single_repeat)
         _report("single file (fresh process, Airflow imported)", times, per=1)
     print("ours and baseline build two DAGs per city (retrain, rollback); dag-factory one")
 

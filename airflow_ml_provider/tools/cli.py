@@ -1,4 +1,4 @@
-"""``airflow-ml``: lint and schema for city configs, demo data, the demo, registry status and rollback."""
+"""``airflow-ml``: scaffold, lint and run city configs; demo data, the demo, registry status and rollback."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import sys
+import textwrap
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,50 @@ def main(argv: list[str] | None = None) -> int:
     make_data.add_argument(
         "--slice-regression", metavar="DISTRICT", help="corrupt the training-period labels of one district"
     )
+
+    init = commands.add_parser(
+        "init",
+        help="write dags/configs/CITY.yaml and dags/CITY.py from a look at a table",
+        description="Read a table (local or s3://, Parquet or CSV) and write a commented city config and its loader: "
+        "timestamp and id columns, features by type, slices, expectations and windows that fit the data. "
+        "Never overwrites a city.",
+    )
+    init.add_argument("city")
+    init.add_argument("--data", required=True, metavar="URI", help="local path or s3://bucket/key (.parquet, .csv)")
+    init.add_argument("--target", required=True, metavar="COLUMN", help="the column the model predicts")
+    init.add_argument(
+        "--task", choices=("regression", "classification"), help="default: classification for 0/1 targets"
+    )
+    init.add_argument("--timestamp", metavar="COLUMN", help="when each row happened (default: the datetime column)")
+    init.add_argument("--approver", metavar="USER", help="who approves promotions (default: CITY_ops)")
+    init.add_argument("--config-dir", type=Path, help="default: $AIRFLOW_ML_CONFIG_DIR or dags/configs")
+
+    from airflow_ml_provider.tools.run import EXIT_CODES
+
+    run = commands.add_parser(
+        "run",
+        help="run a city's retraining DAG on the embedded default, step by step",
+        description=textwrap.fill(
+            "Run retrain_CITY once with real Airflow and MLflow under .airflow-ml/ (no servers) and tell each step's "
+            "outcome, the guardrail verdict and where the report is. Without --approve-as/--reject-as the run stops "
+            "at its approval; the same command with --approve-as USER answers that waiting run and finishes it.",
+            100,
+        ),
+        epilog="exit codes:\n" + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("city")
+    run.add_argument(
+        "--logical-date",
+        type=_utc_datetime,
+        metavar="DATE",
+        help="where the windows end, e.g. 2025-06-01 (default: midnight after the data's last row)",
+    )
+    run.add_argument("--conf", type=_json_object, default={}, metavar="JSON", help="trigger-form params as JSON")
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--approve-as", metavar="USER", help="approve the candidate as this approver when asked")
+    answer.add_argument("--reject-as", metavar="USER", help="reject the candidate as this approver when asked")
+    run.add_argument("--reason", help="the answer's reason, recorded on the model version")
 
     commands.add_parser("demo", help="run the demo on the embedded default (Airflow + MLflow on SQLite)")
     standalone = commands.add_parser("standalone", help="Airflow standalone and the MLflow UI on the embedded default")
@@ -93,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     handler = {
+        "init": _init,
+        "run": _run,
         "lint": _lint,
         "schema": _schema,
         "make-data": _make_data,
@@ -148,6 +195,63 @@ def _make_data(args: argparse.Namespace) -> int:
         path = write_city_data(frame, args.out / city / "rides.parquet")
         print(f"{city}: {len(frame)} rides, {args.days} days to {args.end} -> {path}")
     return 0
+
+
+def _utc_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"train_window_days\": 60}'")
+    return value
+
+
+def _init(args: argparse.Namespace) -> int:
+    from airflow_ml_provider.hooks.dataset import DatasetError
+    from airflow_ml_provider.tools.scaffold import InitError, init_city
+
+    command = " ".join(["airflow-ml", *sys.argv[1:]]) if sys.argv[1:2] == ["init"] else f"airflow-ml init {args.city}"
+    try:
+        config_path, loader_path, plan = init_city(
+            args.city,
+            args.data,
+            args.target,
+            task=args.task,
+            timestamp=args.timestamp,
+            approver=args.approver,
+            directory=args.config_dir,
+            command=command,
+        )
+    except (InitError, DatasetError) as exc:
+        print(f"airflow-ml init: {exc}")
+        return 1
+    features = len(plan.named("numeric")) + len(plan.named("categorical"))
+    print(
+        f"{args.city}: {plan.task} of {plan.target!r} on {plan.rows:,} rows, {features} features, "
+        f"windows {plan.train_days} + {plan.eval_days} days ending {plan.end:%Y-%m-%d}\n"
+        f"wrote {config_path} (every choice commented: review it) and {loader_path}\n"
+        f"next: airflow-ml lint, then airflow-ml run {args.city} --approve-as {plan.approver}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from airflow_ml_provider.tools.run import RunRequest, run_command
+    from airflow_ml_provider.tools.runner import APPROVE, REJECT, Answer
+
+    answer = None
+    if args.approve_as or args.reject_as:
+        option = APPROVE if args.approve_as else REJECT
+        user = args.approve_as or args.reject_as
+        answer = Answer(user, option, args.reason or f"airflow-ml run: {option.lower()}d by {user}")
+    request = RunRequest(args.city, args.logical_date, args.conf, answer)
+    return run_command(Path.cwd(), request)
 
 
 def _demo(args: argparse.Namespace) -> int:

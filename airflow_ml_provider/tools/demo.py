@@ -9,22 +9,16 @@ The demo resets its own state under ``.airflow-ml/`` each time.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from airflow_ml_provider.config import CityConfig, load_all
-from airflow_ml_provider.tools import embedded
-
-APPROVAL_WAIT_SECONDS = 600
+from airflow_ml_provider.tools import embedded, runner
 
 
 @dataclass(frozen=True)
@@ -112,7 +106,7 @@ def run_demo(project_root: Path) -> int:
     embedded.apply(root, project_root / "dags", embedded.demo_users(configs.values()))
     log_path = root / "demo.log"
     _say(sys.stdout, f"Embedded Airflow (SQLite) and MLflow (SQLite) under {root}; their logs go to {log_path}")
-    with _logs_to(log_path) as console:
+    with runner.logs_to(log_path) as console:
         outcomes = _run_cities(console, project_root, configs)
     if outcomes is None:
         return 1
@@ -143,7 +137,7 @@ def _run_cities(console: TextIO, project_root: Path, configs: dict[str, CityConf
     if bag.import_errors:
         print("DAG import errors:", bag.import_errors, file=console)
         return None
-    app = _api_app()
+    app = runner.api_app()
     outcomes = []
     for run in demo_runs(configs, end):
         config = run.config
@@ -156,139 +150,15 @@ def _run_cities(console: TextIO, project_root: Path, configs: dict[str, CityConf
         _say(console, f"{dag_id}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
         answer = None
         if run.approver:
-            answer = _approve_when_asked(app, dag_id, run.approver)
-        dag_run = bag.get_dag(dag_id).test(logical_date=run.logical_date, run_conf={"reason": f"demo: {run.story}"})
-        if answer is not None:
-            answer.stop.set()
-            answer.thread.join(timeout=30)
-        _say(console, "  " + _why(dag_run).replace("\n", "\n  "))
-        if answer is not None and answer.result:
-            _say(console, "  " + answer.result)
-        outcomes.append(_outcome(run, dag_run))
+            answer = runner.Answer(run.approver, runner.APPROVE, "demo: report reviewed, guardrails pass")
+        reason = {"reason": f"demo: {run.story}"}
+        outcome = runner.run_city(app, bag.get_dag(dag_id), config, run.logical_date, reason, answer)
+        _say(console, "  " + outcome.why.replace("\n", "\n  "))
+        if outcome.answered:
+            _say(console, "  " + outcome.answered)
+        row = (outcome.candidate, outcome.verdict, outcome.decision, outcome.champion)
+        outcomes.append(Outcome(run.city, run.story, *row))
     return outcomes
-
-
-@contextmanager
-def _logs_to(path: Path) -> Iterator[TextIO]:
-    """Send this process's stdout and stderr (Airflow's and MLflow's logs: hundreds of lines per run) to ``path``;
-    yield the terminal for the demo's own lines. Restored on the way out, so an error still reaches the terminal."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    console = os.fdopen(os.dup(1), "w", buffering=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield console
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, original in zip((1, 2), saved, strict=True):
-                os.dup2(original, fd)
-                os.close(original)
-            console.close()
-
-
-def _why(dag_run: Any) -> str:
-    """Why the run ended as it did, from its XComs: the validation failure, else the report's verdict line."""
-    from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY
-    from airflow_ml_provider.operators.validate import FAILURE_KEY
-
-    failure = _xcom(dag_run, "validate_data", FAILURE_KEY)
-    if failure:
-        return f"validate_data failed: {failure}"
-    report = _xcom(dag_run, "evaluate", REPORT_MARKDOWN_KEY)
-    if not report:
-        return f"run {dag_run.state}; see the task logs"
-    why = f"guardrail report: {report.splitlines()[0]}"
-    summary = _xcom(dag_run, "evaluate", "return_value")["summary"]
-    if summary["champion"]:  # the aggregate alone, as a gate without slices would see it
-        metric, old, new = summary["primary_metric"], summary["champion"], summary["candidate"]
-        judged = "fails too" if any(f["slice"] == "overall" for f in summary["failed"]) else "within tolerance"
-        why += f"\nall rows: {metric} {old:.4g} (champion) -> {new:.4g} (candidate), {new / old - 1:+.1%}: {judged}"
-    return why
-
-
-def _xcom(dag_run: Any, task_id: str, key: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
-    with create_session() as session:
-        row = session.scalars(query).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
-@dataclass
-class _Answer:
-    thread: threading.Thread
-    stop: threading.Event
-    result: str = ""
-
-
-def _api_app() -> Any:
-    from airflow.api_fastapi.app import create_app
-
-    return create_app(apps="core")
-
-
-def _approve_when_asked(app: Any, dag_id: str, approver: str) -> _Answer:
-    """In the background, answer the run's approval through Airflow's REST API, as the approver would."""
-    from fastapi.testclient import TestClient
-
-    from airflow_ml_provider.tools.api_client import AirflowApi
-
-    stop = threading.Event()
-    answer = _Answer(thread=threading.Thread(), stop=stop)
-
-    def approve() -> None:
-        with TestClient(app) as http:
-            api = AirflowApi(http, approver, embedded.password(approver))
-            deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
-            while not stop.is_set() and time.monotonic() < deadline:
-                pending = [p for p in api.pending_approvals(dag_id) if p["task_instance"]["dag_id"] == dag_id]
-                if pending:
-                    request = pending[0]
-                    run_id = request["task_instance"]["dag_run_id"]
-                    api.answer(dag_id, run_id, "Approve", reason="demo: report reviewed, guardrails pass")
-                    answer.result = f"Approved through Airflow's REST API as '{approver}': \"{request['subject']}\""
-                    return
-                stop.wait(1)
-
-    answer.thread = threading.Thread(target=approve, name=f"approve-{dag_id}", daemon=True)
-    answer.thread.start()
-    return answer
-
-
-def _outcome(run: DemoRun, dag_run: Any) -> Outcome:
-    from airflow_ml_provider.core import registry
-    from airflow_ml_provider.hooks.mlflow import MlflowHook
-
-    states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    hook = MlflowHook()
-    model_name = run.config.model_name
-    version = hook.version_of_dag_run(model_name, dag_run.run_id)
-    champion = hook.version_by_alias(model_name, registry.CHAMPION)
-    if version is None:
-        decision = "validation failed" if states.get("validate_data") == "failed" else f"run {dag_run.state}"
-        verdict, candidate = "-", "-"
-    else:
-        tags = version.tags
-        verdict = tags.get(registry.VERDICT_TAG, "-")
-        candidate = f"v{version.version}"
-        decision = tags.get(registry.DECISION_TAG, "pending")
-        if decision in (registry.APPROVED, registry.REJECTED):
-            decision += f" by {tags.get(registry.DECIDED_BY_TAG)}"
-    return Outcome(
-        city=run.city,
-        story=run.story,
-        candidate=candidate,
-        verdict=verdict,
-        decision=decision,
-        champion=f"v{champion.version}" if champion else "none",
-    )
 
 
 def _print_table(outcomes: list[Outcome]) -> None:
@@ -301,4 +171,4 @@ def _print_table(outcomes: list[Outcome]) -> None:
 
 
 def _say(out: TextIO, message: str) -> None:
-    print(f"[airflow-ml demo] {message}", file=out, flush=True)
+    runner.say(out, "demo", message)
