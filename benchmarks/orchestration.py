@@ -422,7 +422,7 @@ def main() -> None:
         executor = os.environ["AIRFLOW__CORE__EXECUTOR"]
         print(f"(b) airflow standalone ({executor}), port {api_port}, log {root / 'standalone.log'} ...", flush=True)
         scheduled = run_on_scheduler(root, cities, api_port, args.timeout)
-        if in_proc is not None:
+        if len(cities) == 1:
             report_single(in_proc, scheduled)
         else:
             report_throughput(cities, scheduled)
