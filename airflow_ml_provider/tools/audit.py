@@ -20,18 +20,19 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from airflow_ml_provider.core import ledger, registry
 from airflow_ml_provider.core.ledger import StoredEvent
 from airflow_ml_provider.hooks.ledger import city_ledger
+from airflow_ml_provider.hooks.mlflow import MODEL_FILE, MlflowHook, VersionInfo, is_absent
 
 if TYPE_CHECKING:
     from airflow_ml_provider.config import CityConfig
-    from airflow_ml_provider.hooks.mlflow import MlflowHook, VersionInfo
+
+T = TypeVar("T")
 
 REPORT_ARTIFACT = "evaluation/report.json"  # logged by evaluate to the version's run; its sha256 is REPORT_SHA_TAG
-MODEL_FILE = "model.pkl"  # the pickle MLflow stores for a version (mlflow.sklearn, serialization_format="pickle")
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,15 @@ class CityRegistry:
 
     ``reports(version)`` yields ``(run_id, report.json bytes)`` of the MLflow runs that evaluated the version's bits
     in its DAG run, its own run first (a rerun with the same bits reuses the version and logs its report to the new
-    attempt's run); ``read_model_file(version)`` returns the bytes or None when missing. Any other failure (network,
-    permission) raises, so an outage never reads as a violation or as clean.
+    attempt's run); ``model_file_sha256(version)`` is the sha256 of the model file MLflow serves for it, None when
+    missing. Any other failure (network, permission) raises, so an outage never reads as a violation or as clean.
     """
 
     config: CityConfig
     versions: list[VersionInfo]
     aliases: dict[str, str]  # alias -> version number (MLflow's version search does not return aliases)
     reports: Callable[[VersionInfo], Iterator[tuple[str, bytes]]]
-    read_model_file: Callable[[VersionInfo], bytes | None]
+    model_file_sha256: Callable[[VersionInfo], str | None]
     read_ledger: Callable[[], list[StoredEvent]] = list  # the city's promotion ledger (core/ledger.py)
     _by_number: dict[str, VersionInfo] = field(init=False)
 
@@ -163,13 +164,13 @@ def check_model_hashes(city: CityRegistry) -> Iterable[Violation]:
             ]
             yield city.violation(version, f"held champion but has no {' or '.join(missing)} tag: its bits are unknown")
             continue
-        model = city.read_model_file(version)
-        if model is None:
+        served = city.model_file_sha256(version)
+        if served is None:
             yield city.violation(version, f"held champion but MLflow has no {MODEL_FILE} for it")
-        elif _sha256(model) != expected:
+        elif served != expected:
             yield city.violation(
                 version,
-                f"{MODEL_FILE} has sha256 {_sha256(model)[:12]}, not the {expected[:12]} registered for the evaluated "
+                f"{MODEL_FILE} has sha256 {served[:12]}, not the {expected[:12]} registered for the evaluated "
                 f"model {evaluated[:12]} ({registry.MODEL_ARTIFACT_SHA_TAG}): these are not the approved bits",
             )
 
@@ -269,9 +270,7 @@ def read_city_registry(hook: MlflowHook, config: CityConfig) -> CityRegistry:
         versions=hook.versions(config.model_name),
         aliases={alias: version.version for alias, version in held.items() if version is not None},
         reports=lambda version: _reports(hook, version),
-        read_model_file=lambda version: _download(
-            lambda dst: _download_model_file(hook, version.name, version.version, dst)
-        ),
+        model_file_sha256=lambda version: _unless_absent(lambda: hook.artifact_sha256(version.name, version.version)),
         read_ledger=lambda: city_ledger(config).read(),
     )
 
@@ -293,28 +292,22 @@ def _reports(hook: MlflowHook, version: VersionInfo) -> Iterator[tuple[str, byte
             runs.extend(run.info.run_id for run in siblings if run.info.run_id != version.run_id)
 
 
-def _download_model_file(hook: MlflowHook, model_name: str, version: str, dst: str) -> str:
-    import mlflow.artifacts
-
-    hook.client  # noqa: B018 - sets the tracking and registry URIs that models:/ URIs resolve against
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{model_name}/{version}/{MODEL_FILE}", dst_path=dst
-    )
-
-
 def _download(fetch: Callable[[str], str]) -> bytes | None:
     """The downloaded file's bytes; None only when MLflow says it does not exist."""
+    with tempfile.TemporaryDirectory() as dst:
+        return _unless_absent(lambda: Path(fetch(dst)).read_bytes())
+
+
+def _unless_absent(read: Callable[[], T]) -> T | None:
+    """What ``read`` returns; None only when MLflow says it does not exist."""
     from mlflow.exceptions import MlflowException
 
-    with tempfile.TemporaryDirectory() as dst:
-        try:
-            return Path(fetch(dst)).read_bytes()
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-        except FileNotFoundError:
+    try:
+        return read()
+    except MlflowException as exc:
+        if is_absent(exc):
             return None
+        raise
 
 
 def _sha256(data: bytes) -> str:

@@ -22,17 +22,7 @@ from airflow_ml_provider.core import registry
 
 from .harness import CITIES, OWN_MLFLOW, Faults, city_data
 
-pytestmark = [
-    pytest.mark.faults,
-    pytest.mark.slow,
-    pytest.mark.timeout(1500, method="thread"),
-    # Passed 7/7 against h11's branch (issue 11's runtime semantics); main did not have them at the deadline.
-    pytest.mark.xfail(
-        strict=False,
-        reason="needs issue 11's runtime semantics (register by model sha256, superseded versions, approval always "
-        "decides, promote re-checks the bits) from branch h11, not in main at the deadline",
-    ),
-]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(1500, method="thread")]
 
 SCENARIOS: dict[str, Callable[[Faults], dict[str, Any]]] = {}
 SCENARIO_TIMEOUT = 1200  # seconds, all scenarios together, servers' start-up included

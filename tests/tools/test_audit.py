@@ -308,10 +308,6 @@ def test_an_unknown_city_is_not_clean(config_dir: Path, capsys: Any) -> None:
     assert code == 2 and f"cannot audit atlantis: no atlantis.yaml in {config_dir}" in err
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="MlflowHook.versions() reads any MlflowException as 'no versions' until issue 11's error taxonomy lands",
-)
 def test_an_unreachable_registry_is_not_clean(
     city: Registry, config_dir: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
