@@ -19,7 +19,7 @@ def _city(book: Ledger, champion: str | None) -> CityRegistry:
         versions=[],
         aliases={"champion": champion} if champion else {},
         reports=lambda version: iter(()),
-        read_model_file=lambda version: None,
+        model_file_sha256=lambda version: None,
         read_ledger=book.read,
     )
 
