@@ -197,9 +197,33 @@ class Stack:
             return found[0] if found else None
 
         request = self.wait_until(pending, timeout, f"the approval of {dag_id} {run_id}", every=2)
+        self.wait_for_scheduler_to_see_parked(dag_id, run_id)
         asked_at = datetime.fromisoformat(request["created_at"].replace("Z", "+00:00"))
         time.sleep(max(0.0, ANSWER_AFTER - (datetime.now(timezone.utc) - asked_at).total_seconds()))
         return request
+
+    def wait_for_scheduler_to_see_parked(self, dag_id: str, run_id: str, timeout: float = 180) -> None:
+        """Wait until the scheduler logged the executor's event for the approve task's exit into awaiting_input.
+
+        A fixed pause is not enough on a loaded machine: that event was seen 13 s late at load 28, and an answer
+        before it fails the resumed task (the flaky e2e failure). When no server log shows scheduler lines (a log
+        format this test does not know), the fixed pause alone applies.
+        """
+        ti = self.get_json(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/approve")
+        event = (
+            "Received executor event with state success for task instance TaskInstanceKey("
+            f"dag_id='{dag_id}', task_id='approve', run_id='{run_id}', try_number={ti['try_number']},"
+        )
+
+        def seen() -> bool | None:
+            texts = [s.log.read_text(errors="replace") for s in self.servers if s.log.exists()]
+            if not any("Received executor event" in text for text in texts):
+                return None
+            return any(event in text for text in texts)
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not seen():
+            time.sleep(1)
 
     def wait_for_run_end(self, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
         """The finished run, which must have succeeded (else fail with the task logs)."""
