@@ -68,7 +68,7 @@ def run_command(project_root: Path, request: RunRequest) -> int:
 def default_logical_date(config: CityConfig) -> datetime:
     """Where the run's windows end: midnight (UTC) after the data's last row, so the newest rows are evaluated on.
     A templated data URI names no table yet: today, as a scheduled run would."""
-    from airflow_ml_provider.tools.scaffold import data_end, read_table, timestamps
+    from airflow_ml_provider.tools.table_inference import data_end, read_table, timestamps
 
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     if "{{" in config.data_uri:

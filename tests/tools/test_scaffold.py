@@ -12,7 +12,8 @@ import yaml
 
 from airflow_ml_provider.config import load_city_config, load_defaults
 from airflow_ml_provider.tools.cli import main
-from airflow_ml_provider.tools.scaffold import InitError, plan_city, render
+from airflow_ml_provider.tools.scaffold import render
+from airflow_ml_provider.tools.table_inference import InitError, plan_city
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULTS = load_defaults(PROJECT / "dags" / "configs")
