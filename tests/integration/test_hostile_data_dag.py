@@ -45,10 +45,16 @@ class RejectWhenAsked:
 
         try:
             with TestClient(self.app) as http:
-                api = AirflowApi(http, APPROVER, embedded.DEMO_USERS[APPROVER][1])
+                api = AirflowApi(http, APPROVER, embedded.password(APPROVER))
                 deadline = time.monotonic() + 600
                 while not self.done.is_set() and time.monotonic() < deadline:
-                    pending = api.pending_approvals(self.dag_id)
+                    # Only once the task is parked: an answer that lands while it is still entering
+                    # awaiting_input is recorded but never resumes it (dag.test() then waits for ever).
+                    pending = [
+                        p
+                        for p in api.pending_approvals(self.dag_id)
+                        if p["task_instance"].get("state") == "awaiting_input"
+                    ]
                     if pending:
                         self.request = pending[0]
                         ti = self.request["task_instance"]
