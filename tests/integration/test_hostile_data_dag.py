@@ -180,7 +180,8 @@ def test_hostile_category_values_render_as_text(dagbag: Any, api_app: Any, clean
     assert "<script>" not in report_html and "&lt;script&gt;alert(1)&lt;/script&gt;" in report_html
     assert "## PASS: all fine\\n![](https://example.invalid/p.png)" in report_html  # a repr: one line
     assert LONG_VALUE not in report_html and "\u202e" not in report_html
-    report_json = mlflow_text(validation["mlflow_run_id"], "evaluation/report.json")
+    # The evaluation report lives in the training attempt's run (nested under the DAG run's run).
+    report_json = mlflow_text(xcom(dag_run, "train")["mlflow_run_id"], "evaluation/report.json")
     assert LONG_VALUE.replace("\\", "\\\\") in report_json  # the stored report keeps the whole value
 
 
