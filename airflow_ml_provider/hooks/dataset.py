@@ -7,6 +7,8 @@ inside the methods that need them.
 from __future__ import annotations
 
 import io
+import os
+import uuid
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,16 +227,21 @@ class DatasetHook(BaseHook):
         other learns it. S3 makes this atomic with a conditional write (``If-None-Match: *``)."""
         if not _is_s3(uri):
             path = Path(uri)
+            # Written aside, then linked: the name appears with its whole content or not at all (an exclusive open
+            # would show a racing reader an empty file for a moment).
+            aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                with path.open("xb") as handle:
-                    handle.write(data)
+                aside.write_bytes(data)
+                os.link(aside, path)
             except FileExistsError:
                 raise
             except OSError as exc:
                 raise DatasetError(
                     f"{uri}: cannot write the file: {exc.strerror}; check the path and its permissions"
                 ) from exc
+            finally:
+                aside.unlink(missing_ok=True)
             return
         from botocore.exceptions import BotoCoreError, ClientError
 
