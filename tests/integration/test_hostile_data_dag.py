@@ -9,68 +9,19 @@ background thread answers Reject through the REST route once it has read the bod
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import bad_inputs
 import pytest
+from approvals import Approver, answer_as
 from bad_inputs import DATA_END, HOSTILE_DISTRICTS, HOSTILE_RUNS, INJECTION, LONG_VALUE, BadInput
-
-from airflow_ml_provider.tools import embedded
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
 CITY = "corpus"
 APPROVER = "ops_lead"
-
-
-class RejectWhenAsked:
-    """Reads the run's pending approval over Airflow's REST API (the body the Required Actions screen renders) and
-    answers Reject."""
-
-    def __init__(self, app: Any, dag_id: str) -> None:
-        self.app, self.dag_id = app, dag_id
-        self.request: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from fastapi.testclient import TestClient
-
-        from airflow_ml_provider.tools.api_client import AirflowApi
-
-        try:
-            with TestClient(self.app) as http:
-                api = AirflowApi(http, APPROVER, embedded.password(APPROVER))
-                deadline = time.monotonic() + 600
-                while not self.done.is_set() and time.monotonic() < deadline:
-                    # Only once the task is parked: an answer that lands while it is still entering
-                    # awaiting_input is recorded but never resumes it (dag.test() then waits for ever).
-                    pending = [
-                        p
-                        for p in api.pending_approvals(self.dag_id)
-                        if p["task_instance"].get("state") == "awaiting_input"
-                    ]
-                    if pending:
-                        self.request = pending[0]
-                        ti = self.request["task_instance"]
-                        api.answer(ti["dag_id"], ti["dag_run_id"], "Reject", "hostile-data test")
-                        return
-                    time.sleep(0.5)
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.error = exc
-
-    def __enter__(self) -> RejectWhenAsked:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join(timeout=60)
 
 
 def rendered(markdown_text: str) -> str:
@@ -131,7 +82,7 @@ def run_to_the_approval(
 
     uri = bad_inputs.write(hostile, clean, folder, DatasetHook().write_bytes)
     dag_id = f"retrain_{CITY}"
-    with RejectWhenAsked(api_app, dag_id) as approver:
+    with Approver(api_app, dag_id, answer_as(APPROVER, "Reject", "hostile-data test")) as approver:
         dag_run = dagbag.dags[dag_id].test(
             logical_date=DATA_END + timedelta(hours=hour), run_conf={"data_uri": uri, "guardrail_tolerance": 1.0}
         )
