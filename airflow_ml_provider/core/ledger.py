@@ -21,8 +21,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Decision, Registered
-from airflow_ml_provider.core.registry import Promotion
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 
 PROMOTE = "promote"
 REJECT = "reject"
@@ -279,12 +278,12 @@ def parse_when(text: str) -> datetime:
 
 
 def decided(
-    registered: Registered, decision: Decision, promotion: Promotion | None, *, dag_id: str, dag_run_id: str
+    registered: Registered, decision: Decision, promoted: Promoted | None, *, dag_id: str, dag_run_id: str
 ) -> Move:
     """What an approval led to: ``promote`` once promote moved champion to the version (or found it there), else
     ``reject`` or ``timeout``, which leave champion where evaluation saw it."""
-    if promotion is not None:
-        kind, before, after = PROMOTE, promotion.previous_champion, registered.version
+    if promoted is not None:
+        kind, before, after = PROMOTE, promoted.previous_champion, registered.version
     else:
         kind = TIMEOUT if decision.decided_by == registry.TIMEOUT_DECIDER else REJECT
         before = after = registered.champion_version
@@ -296,10 +295,10 @@ def decided(
         to_version=after,
         who=decision.decided_by,
         why=decision.reason,
-        report_sha256=registered.report_sha256,
-        model_sha256=registered.model_sha256,
         dag_id=dag_id,
         dag_run_id=dag_run_id,
+        report_sha256=registered.report_sha256,
+        model_sha256=registered.model_sha256,
     )
 
 

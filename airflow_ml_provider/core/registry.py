@@ -13,7 +13,7 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained, Validated
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Promoted, Registered, Trained, Validated
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -85,14 +85,6 @@ class Registration:
     clear_tags: tuple[str, ...]  # stale state tags of the reused version, now the DAG run's candidate again
     # The reused version's approval record: this attempt's evidence does not replace its report, nor blocks it.
     keep_tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Promotion:
-    model_name: str
-    version: str
-    previous_champion: str | None
-    already_done: bool
 
 
 @dataclass(frozen=True)
@@ -289,18 +281,24 @@ def check_promotable(
         raise PromotionRefused(f"{registered.model_name} v{registered.version} not promoted: " + "; ".join(problems))
 
 
-def plan_promotion(
-    model_name: str, version: str, *, expected_champion: str | None, current_champion: str | None
-) -> Promotion:
-    """Decide a promotion: a no-op when already done (a retried task), refused when the champion moved."""
-    if current_champion == version:
-        return Promotion(model_name, version, previous_champion=None, already_done=True)
-    if current_champion != expected_champion:
+def plan_promotion(registered: Registered, decision: Decision, *, current_champion: str | None) -> Promoted:
+    """What promote does, as its result: nothing when the version is champion already (a retried task), refused
+    when the champion moved since evaluation, else the version replaces ``current_champion``."""
+    already_done = current_champion == registered.version
+    if not already_done and current_champion != registered.champion_version:
         raise StaleChampionError(
-            f"champion of {model_name} moved from {_v(expected_champion)} to {_v(current_champion)} since "
-            f"evaluation; re-run the DAG so the candidate is evaluated against the current champion"
+            f"champion of {registered.model_name} moved from {_v(registered.champion_version)} to "
+            f"{_v(current_champion)} since evaluation; re-run the DAG so the candidate is evaluated against the "
+            "current champion"
         )
-    return Promotion(model_name, version, previous_champion=current_champion, already_done=False)
+    return Promoted(
+        model_name=registered.model_name,
+        champion=registered.version,
+        previous_champion=None if already_done else current_champion,
+        approved_by=decision.decided_by,
+        model_sha256=registered.model_sha256,
+        already_done=already_done,
+    )
 
 
 def plan_rollback(

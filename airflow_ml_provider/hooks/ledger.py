@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import CityConfig
@@ -55,19 +56,9 @@ def roll_back(
         force=force,
         approvers=config.approval.approvers,
     )
-    record(
-        config,
-        Move(
-            kind=ROLLBACK,
-            model_name=plan.model_name,
-            version=plan.to_version,
-            from_version=plan.from_version,
-            to_version=plan.to_version,
-            who=who,
-            why=why,
-            model_sha256=plan.model_sha256,
-            dag_id=dag_id,
-            dag_run_id=dag_run_id,
-        ),
+    # The plan names the move (model, from and to version, the restored bits); the caller adds who, why and where.
+    move = Move(
+        kind=ROLLBACK, version=plan.to_version, who=who, why=why, dag_id=dag_id, dag_run_id=dag_run_id, **asdict(plan)
     )
+    record(config, move)
     return plan

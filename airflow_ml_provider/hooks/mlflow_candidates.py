@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Decision, Registered
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 from airflow_ml_provider.core.registry import DAG_RUN_TAG
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class CandidateWorkflow:
         if decision.answer != registry.APPROVE_ANSWER:
             self._drop_challenger(decision.model_name, decision.version)
 
-    def promote(self, registered: Registered, decision: Decision, *, approvers: list[str]) -> registry.Promotion:
+    def promote(self, registered: Registered, decision: Decision, *, approvers: list[str]) -> Promoted:
         """Check the decision and the bits again (:func:`registry.check_promotable`), then compare-and-set: point
         ``champion`` at the version only if it still points at the champion the candidate was evaluated against.
 
@@ -147,12 +147,7 @@ class CandidateWorkflow:
             artifact_sha256=self.artifact_sha256(model_name, version),
         )
         current = self.version_by_alias(model_name, registry.CHAMPION)
-        promotion = registry.plan_promotion(
-            model_name,
-            version,
-            expected_champion=registered.champion_version,
-            current_champion=current.version if current else None,
-        )
+        promotion = registry.plan_promotion(registered, decision, current_champion=current.version if current else None)
         if promotion.already_done:
             self.log.info("%s v%s is already the champion; nothing to do", model_name, version)
             return promotion

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
+from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.registry import PromotionRefused, RollbackRefused, StaleChampionError
 from airflow_ml_provider.hooks.ledger import record, roll_back
@@ -35,25 +35,18 @@ class PromoteModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         registered, decision = handed(Registered, self.registration), handed(Decision, self.decision)
         try:
-            promotion = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
+            promoted = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
         except (PromotionRefused, StaleChampionError) as exc:
             raise AirflowFailException(str(exc)) from None
-        record(self.config, decided(registered, decision, promotion, dag_id=self.dag_id, dag_run_id=context["run_id"]))
+        record(self.config, decided(registered, decision, promoted, dag_id=self.dag_id, dag_run_id=context["run_id"]))
         self.log.info(
             "%s v%s is champion (approved by %s); previous champion: %s",
             registered.model_name,
             registered.version,
             decision.decided_by,
-            promotion.previous_champion,
+            promoted.previous_champion,
         )
-        return Promoted(
-            model_name=registered.model_name,
-            champion=registered.version,
-            previous_champion=promotion.previous_champion,
-            approved_by=decision.decided_by,
-            model_sha256=registered.model_sha256,
-            already_done=promotion.already_done,
-        ).to_xcom()
+        return promoted.to_xcom()
 
 
 class RollbackModelOperator(CityOperator):

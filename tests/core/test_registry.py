@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Promoted, Registered, Trained
 
 A, B = "a" * 64, "b" * 64
 REPORT = "r" * 64
@@ -240,13 +240,24 @@ def test_promotion_is_refused_unless_every_check_holds(
         _check(decision, tags, artifact)
 
 
+def _promote(champion_version: str | None, current_champion: str | None) -> Promoted:
+    registered = dataclasses.replace(REGISTERED, champion_version=champion_version)
+    return registry.plan_promotion(registered, APPROVAL, current_champion=current_champion)
+
+
 def test_first_promotion_has_no_previous_champion() -> None:
-    plan = registry.plan_promotion("eta_berlin", "1", expected_champion=None, current_champion=None)
-    assert plan == registry.Promotion("eta_berlin", "1", previous_champion=None, already_done=False)
+    assert _promote(None, None) == Promoted(
+        model_name="eta_berlin",
+        champion="3",
+        previous_champion=None,
+        approved_by="berlin_ops",
+        model_sha256=A,
+        already_done=False,
+    )
 
 
 def test_promotion_keeps_the_old_champion_as_previous() -> None:
-    plan = registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="2")
+    plan = _promote("2", "2")
     assert plan.previous_champion == "2" and not plan.already_done
 
 
@@ -254,11 +265,11 @@ def test_stale_champion_refuses_promotion() -> None:
     with pytest.raises(
         registry.StaleChampionError, match="champion of eta_berlin moved from v2 to v4 since evaluation"
     ):
-        registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="4")
+        _promote("2", "4")
 
 
 def test_retried_promotion_is_a_no_op() -> None:
-    assert registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="3").already_done
+    assert _promote("2", "3").already_done
 
 
 # ----- rollback ---------------------------------------------------------------------------------------------------
