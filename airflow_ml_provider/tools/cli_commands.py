@@ -65,20 +65,12 @@ def _make_data(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from airflow_ml_provider.hooks.dataset import DatasetError
     from airflow_ml_provider.tools.scaffold import init_city
-    from airflow_ml_provider.tools.table_inference import InitError
+    from airflow_ml_provider.tools.table_inference import Choices, InitError
 
     command = " ".join(["airflow-ml", *sys.argv[1:]]) if sys.argv[1:2] == ["init"] else f"airflow-ml init {args.city}"
     try:
-        config_path, loader_path, plan = init_city(
-            args.city,
-            args.data,
-            args.target,
-            task=args.task,
-            timestamp=args.timestamp,
-            approver=args.approver,
-            directory=args.config_dir,
-            command=command,
-        )
+        choices = Choices(args.city, args.data, args.target, args.task, args.timestamp, args.approver)
+        config_path, loader_path, plan = init_city(choices, directory=args.config_dir, command=command)
     except (InitError, DatasetError) as exc:
         print(f"airflow-ml init: {exc}")
         return 1
