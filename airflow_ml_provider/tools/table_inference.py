@@ -41,18 +41,6 @@ class Column:
     high: float | None = None
 
 
-@dataclass(frozen=True)
-class Choices:
-    """What ``airflow-ml init`` was told: the city, its table and target, and the choices it may otherwise make."""
-
-    city: str
-    data_uri: str
-    target: str
-    task: str | None = None
-    timestamp: str | None = None
-    approver: str | None = None
-
-
 @dataclass
 class Plan:
     """Everything ``init`` decided about one table."""
@@ -77,6 +65,18 @@ class Plan:
 
     def named(self, role: str) -> list[Column]:
         return [c for c in self.columns if c.role == role]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What ``airflow-ml init`` was told: the city, its table and target, and the choices it may otherwise make."""
+
+    city: str
+    data_uri: str
+    target: str
+    task: str | None  # None: inferred, as the timestamp column and the approver
+    timestamp: str | None
+    approver: str | None
 
 
 def data_end(last: datetime) -> datetime:

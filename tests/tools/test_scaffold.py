@@ -42,7 +42,15 @@ def orders(rows: int = 6000, days: int = 60, seed: int = 0) -> pd.DataFrame:
 
 
 def plan(frame: pd.DataFrame, **kwargs: Any) -> Any:
-    choices = {"city": "shop", "data_uri": "orders.csv", "target": "returned", **kwargs}
+    choices = {
+        "city": "shop",
+        "data_uri": "orders.csv",
+        "target": "returned",
+        "task": None,
+        "timestamp": None,
+        "approver": None,
+    }
+    choices.update(kwargs)
     return plan_city(frame, Choices(**choices), DEFAULTS)
 
 
