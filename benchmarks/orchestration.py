@@ -123,7 +123,9 @@ def in_process(city: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     pushed: dict[tuple[str, str], Any] = {}
 
-    class TaskInstance:  # what the steps use of Airflow's: XCom by key
+    class TaskInstance:  # what the steps use of Airflow's: XCom by key, the attempt number
+        try_number = 1
+
         def __init__(self, task_id: str) -> None:
             self.task_id = task_id
 
