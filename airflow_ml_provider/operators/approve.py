@@ -10,14 +10,14 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_ml_provider.config import CityConfig, ConfigError
+from airflow_ml_provider.config import CityConfig
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Registered
 from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.ledger import record
 from airflow_ml_provider.hooks.mlflow import MlflowHook
-from airflow_ml_provider.operators.base import handed
+from airflow_ml_provider.operators.base import handed, make_notifier
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
@@ -160,34 +160,13 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
         f"{config.model_name}: a retrained model for {config.city} is waiting for your approval. "
         "Review the guardrail report and answer here: {{ required_actions_url }}"
     )
-    notifiers: list[BaseNotifier] = []
-    for spec in config.approval.notifiers:
-        if spec.kind == "smtp":
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-            notifiers.append(
-                SmtpNotifier(
-                    to=spec.to or [],
-                    subject=f"Approval needed: {config.model_name} for {config.city}",
-                    html_content=message,
-                    **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}),
-                )
-            )
-        else:
-            try:
-                from airflow.providers.slack.notifications.slack import SlackNotifier
-            except ImportError:
-                raise ConfigError(
-                    [
-                        f"{config.city}.yaml: approval.notifiers: kind slack needs the Slack provider; "
-                        "pip install 'airflow-ml-provider[slack]'"
-                    ]
-                ) from None
-            notifiers.append(
-                SlackNotifier(
-                    text=message,
-                    channel=spec.channel or "#general",
-                    **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}),
-                )
-            )
-    return notifiers
+    return [
+        make_notifier(
+            spec,
+            subject=f"Approval needed: {config.model_name} for {config.city}",
+            html=message,
+            text=message,
+            where=f"{config.city}.yaml: approval.notifiers",
+        )
+        for spec in config.approval.notifiers
+    ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from airflow_ml_provider.config import config_dir, json_schema, load_all
 
 if TYPE_CHECKING:
-    from airflow_ml_provider.tools.api_client import AirflowApi
+    from airflow_ml_provider.hooks.api_client import AirflowApi
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -213,7 +213,7 @@ def _airflow_api(args: argparse.Namespace) -> AirflowApi:
 
     import httpx
 
-    from airflow_ml_provider.tools.api_client import AirflowApi
+    from airflow_ml_provider.hooks.api_client import AirflowApi
 
     url = args.url or os.environ.get("AIRFLOW_ML_API_URL") or "http://localhost:8080"
     user = args.user or os.environ.get("AIRFLOW_ML_USER") or getpass.getuser()
@@ -226,7 +226,7 @@ def _airflow_api(args: argparse.Namespace) -> AirflowApi:
 def _approvals(args: argparse.Namespace) -> int:
     import httpx
 
-    from airflow_ml_provider.tools.api_client import AirflowApiError
+    from airflow_ml_provider.hooks.api_client import AirflowApiError
     from airflow_ml_provider.tools.approvals import pending_approvals
     from airflow_ml_provider.tools.status import format_table
 
@@ -259,7 +259,7 @@ def _approvals(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace) -> int:
     import httpx
 
-    from airflow_ml_provider.tools.api_client import AirflowApiError
+    from airflow_ml_provider.hooks.api_client import AirflowApiError
     from airflow_ml_provider.tools.approvals import decide
 
     if not args.reason.strip():

@@ -30,8 +30,8 @@ import httpx
 import pytest
 import yaml
 
+from airflow_ml_provider.hooks.api_client import AirflowApi
 from airflow_ml_provider.tools import embedded
-from airflow_ml_provider.tools.api_client import AirflowApi
 
 from . import postgres
 
