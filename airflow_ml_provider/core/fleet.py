@@ -22,8 +22,8 @@ class CitySettings:
 
     city: str
     owner: str
+    approvers: tuple[str, ...]  # who answers its approvals
     model_name: str
-    approvers: tuple[str, ...]
     max_model_age_days: int | None
 
     @classmethod
@@ -31,8 +31,8 @@ class CitySettings:
         return cls(
             config.city,
             config.owner,
-            config.model_name,
             tuple(config.approval.approvers),
+            config.model_name,
             config.registry.max_model_age_days,
         )
 
