@@ -39,12 +39,21 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.approve",
                     "airflow_ml_provider.operators.promote",
                 ],
-            }
+            },
+            {
+                "integration-name": "Airflow REST API",
+                "python-modules": ["airflow_ml_provider.operators.digest"],
+            },
         ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["airflow_ml_provider.hooks.mlflow"]},
+            {"integration-name": "Airflow REST API", "python-modules": ["airflow_ml_provider.hooks.airflow_api"]},
         ],
         "integrations": [
             {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/"},
+            {
+                "integration-name": "Airflow REST API",
+                "external-doc-url": "https://airflow.apache.org/docs/apache-airflow/stable/stable-rest-api-ref.html",
+            },
         ],
     }

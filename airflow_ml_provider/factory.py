@@ -1,4 +1,5 @@
-"""CityConfig -> Airflow DAGs. Wiring only: every step's logic lives in operators/ and core/.
+"""CityConfig -> Airflow DAGs, and ``_fleet.yaml`` -> the approval digest DAG. Wiring only: every step's logic lives
+in operators/ and core/.
 
 Each city has its own loader file ``dags/<city>.py`` calling :func:`city_dags`. Airflow 3.3 marks every DAG of a
 file stale when that file has an import error, so one file per city is what keeps a broken city config from
@@ -25,7 +26,10 @@ from airflow.sdk import (
 )
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
+from airflow_ml_provider.config.fleet import FLEET_FILE, ApprovalDigestConfig, load_fleet_config
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
+from airflow_ml_provider.operators.base import make_notifier
+from airflow_ml_provider.operators.digest import ApprovalDigestOperator
 from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY, EvaluateModelOperator
 from airflow_ml_provider.operators.promote import PromoteModelOperator, RollbackModelOperator
 from airflow_ml_provider.operators.register import RegisterModelOperator
@@ -37,6 +41,7 @@ VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
 # The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
 # city sets fewer retries; their refusals (a moved champion, unapproved bits) fail at once, without retries.
 MLFLOW_STEP_MIN_RETRIES = 3
+DIGEST_DAG_ID, DIGEST_TASK_ID = "approval_digest", "send_digest"
 
 
 def city_dags(loader_file: str) -> dict[str, DAG]:
@@ -55,6 +60,40 @@ def city_dags(loader_file: str) -> dict[str, DAG]:
     if wanted in (None, config.rollback_dag_id):
         dags[config.rollback_dag_id] = build_rollback_dag(config)
     return dags
+
+
+def fleet_dags(loader_file: str) -> dict[str, DAG]:
+    """The fleet-level DAGs that ``configs/_fleet.yaml`` asks for (``dags/approval_digest.py`` calls this): today
+    ``approval_digest`` when the file has an ``approval_digest`` section, else none. A bad file raises ConfigError
+    naming the file and field, shown as the loader file's import error."""
+    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(loader_file).parent / "configs")
+    digest = load_fleet_config(directory).approval_digest
+    if digest is None:
+        return {}
+    return {DIGEST_DAG_ID: build_digest_dag(digest, directory)}
+
+
+def build_digest_dag(digest: ApprovalDigestConfig, config_dir: Path) -> DAG:
+    """One task on its own cron (UTC; the first run at the next cron time, nothing sent on deploy)."""
+    with DAG(
+        dag_id=DIGEST_DAG_ID,
+        schedule=CronTriggerTimetable(digest.schedule, timezone="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["fleet", "approvals"],
+        doc_md="### Approval digest\nSends each approver one message listing the model approvals waiting for them "
+        "(city, version, guardrail verdict, waiting since, links to the report and to Required Actions). Built "
+        f"from `configs/_fleet.yaml` by airflow-ml-provider; cron `{digest.schedule}` (UTC).",
+    ) as dag:
+        ApprovalDigestOperator(
+            task_id=DIGEST_TASK_ID,
+            digest=digest,
+            config_dir=str(config_dir),
+            retries=0,  # a retry would send everyone's digest again
+        )
+        for spec in digest.notifiers:  # a notifier Airflow cannot build is this file's import error, not a failed run
+            make_notifier(spec, subject="", html="", text="", where=f"{FLEET_FILE}: approval_digest.notifiers")
+    return dag
 
 
 def cron_schedule(config: CityConfig) -> str | None:

@@ -134,10 +134,11 @@ class StepRunner:
                 setattr(task, field, self.results[value.operator.task_id])
         runner, now = self, self.now
 
-        class TaskInstance:  # what the steps use of Airflow's: XCom by key
+        class TaskInstance:  # what the steps use of Airflow's: XCom by key, the attempt number
+            try_number = 1
+
             def __init__(self, task_id: str) -> None:
                 self.task_id = task_id
-                self.try_number = 1
 
             def xcom_push(self, key: str, value: Any) -> None:
                 runner.pushed[(self.task_id, key)] = value

@@ -60,7 +60,7 @@ def test_operators_reference_names_every_operator_and_its_templated_fields() -> 
         for cls in vars(module).values()
         if inspect.isclass(cls) and issubclass(cls, BaseOperator) and cls.__module__ == module.__name__
     ]
-    assert len(operators) == 7
+    assert len(operators) == 8
     for cls in operators:
         assert f"### {cls.__name__}" in reference
         assert f"`{cls.__module__}.{cls.__name__}`" in reference

@@ -1,4 +1,4 @@
-"""The opt-in preloading LocalExecutor: a local executor (airflow standalone keeps it) preloading real modules."""
+"""The embedded default's PreloadingLocalExecutor: a local executor (standalone keeps it) preloading real modules."""
 
 from __future__ import annotations
 

@@ -31,6 +31,19 @@ CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "precision", 
 HIGHER_IS_BETTER = frozenset({"r2", "roc_auc", "accuracy", "f1", "precision", "recall"})
 
 
+def check_cron(value: str | None) -> str | None:
+    """``value`` if Airflow accepts it as a schedule (five cron fields or a preset; None is no schedule), else
+    ValueError saying what is expected."""
+    from croniter import croniter  # Airflow's own cron parser; light, unlike Airflow itself
+
+    if value is None or value in CRON_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
+        return value
+    raise ValueError(
+        f"{value!r} is not a cron expression Airflow accepts: five fields (minute hour day-of-month month "
+        f"day-of-week, e.g. '0 3 * * 1'), one of {', '.join(CRON_PRESETS)}, or null for manual runs only"
+    )
+
+
 class CityConfig(_Model):
     """Everything one city's retraining DAG needs; see docs/config-reference.md."""
 
@@ -57,14 +70,7 @@ class CityConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        from croniter import croniter  # Airflow's own cron parser; light, unlike Airflow itself
-
-        if value is None or value in CRON_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
-            return value
-        raise ValueError(
-            f"{value!r} is not a cron expression Airflow accepts: five fields (minute hour day-of-month month "
-            f"day-of-week, e.g. '0 3 * * 1'), one of {', '.join(CRON_PRESETS)}, or null for manual runs only"
-        )
+        return check_cron(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> CityConfig:

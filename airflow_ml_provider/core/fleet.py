@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import registry
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.config import CityConfig
 
 
 @dataclass(frozen=True)
@@ -19,9 +22,19 @@ class CitySettings:
 
     city: str
     owner: str
+    approvers: tuple[str, ...]  # who answers its approvals
     model_name: str
-    approvers: tuple[str, ...]
     max_model_age_days: int | None
+
+    @classmethod
+    def of(cls, config: CityConfig) -> CitySettings:
+        return cls(
+            config.city,
+            config.owner,
+            tuple(config.approval.approvers),
+            config.model_name,
+            config.registry.max_model_age_days,
+        )
 
 
 @dataclass(frozen=True)

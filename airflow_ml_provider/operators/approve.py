@@ -10,14 +10,14 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_ml_provider.config import CityConfig, ConfigError
+from airflow_ml_provider.config import CityConfig
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Registered
-from airflow_ml_provider.core.ledger import REJECT, TIMEOUT
+from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.ledger import record
 from airflow_ml_provider.hooks.mlflow import MlflowHook
-from airflow_ml_provider.operators.base import handed
+from airflow_ml_provider.operators.base import handed, make_notifier
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
@@ -94,19 +94,7 @@ class CityApprovalOperator(ApprovalOperator):
         # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
         MlflowHook(self.mlflow_conn_id).record_decision(decision)
         if decision.answer != registry.APPROVE_ANSWER:  # an approval reaches the ledger when promote moves champion
-            record(
-                self.config,
-                TIMEOUT if decision.decided_by == registry.TIMEOUT_DECIDER else REJECT,
-                version=decision.version,
-                from_version=registered.champion_version,
-                to_version=registered.champion_version,
-                who=decision.decided_by,
-                why=decision.reason,
-                report_sha256=decision.report_sha256,
-                model_sha256=decision.model_sha256,
-                dag_id=self.dag_id,
-                dag_run_id=context["run_id"],
-            )
+            record(self.config, decided(registered, decision, None, dag_id=self.dag_id, dag_run_id=context["run_id"]))
         self.log.info(
             "%s v%s: %s by %s (%s)",
             decision.model_name,
@@ -172,34 +160,13 @@ def build_notifiers(config: CityConfig) -> list[BaseNotifier]:
         f"{config.model_name}: a retrained model for {config.city} is waiting for your approval. "
         "Review the guardrail report and answer here: {{ required_actions_url }}"
     )
-    notifiers: list[BaseNotifier] = []
-    for spec in config.approval.notifiers:
-        if spec.kind == "smtp":
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-            notifiers.append(
-                SmtpNotifier(
-                    to=spec.to or [],
-                    subject=f"Approval needed: {config.model_name} for {config.city}",
-                    html_content=message,
-                    **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}),
-                )
-            )
-        else:
-            try:
-                from airflow.providers.slack.notifications.slack import SlackNotifier
-            except ImportError:
-                raise ConfigError(
-                    [
-                        f"{config.city}.yaml: approval.notifiers: kind slack needs the Slack provider; "
-                        "pip install 'airflow-ml-provider[slack]'"
-                    ]
-                ) from None
-            notifiers.append(
-                SlackNotifier(
-                    text=message,
-                    channel=spec.channel or "#general",
-                    **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}),
-                )
-            )
-    return notifiers
+    return [
+        make_notifier(
+            spec,
+            subject=f"Approval needed: {config.model_name} for {config.city}",
+            html=message,
+            text=message,
+            where=f"{config.city}.yaml: approval.notifiers",
+        )
+        for spec in config.approval.notifiers
+    ]

@@ -1,4 +1,5 @@
-"""What every step of a city's DAG shares: its config, the run's settings, its storage and its MLflow run."""
+"""What every step of a city's DAG shares: its config, the run's settings, its storage and its MLflow run; and the
+Airflow notifiers that the YAML's `notifiers` entries describe."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.config import CityConfig, ConfigError, NotifierConfig
 from airflow_ml_provider.core.handoff import Handoff, HandoffError
 from airflow_ml_provider.core.run_settings import RunSettings, resolve
 from airflow_ml_provider.core.storage import run_uri
@@ -16,7 +17,7 @@ from airflow_ml_provider.hooks.dataset import DatasetHook
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseNotifier, Context
 
 H = TypeVar("H", bound=Handoff)
 
@@ -76,3 +77,37 @@ def airflow_run_url(context: Context) -> str | None:
     if not base_url:
         return None
     return f"{base_url.rstrip('/')}/dags/{context['dag'].dag_id}/runs/{context['run_id']}"
+
+
+def make_notifier(
+    spec: NotifierConfig,
+    *,
+    subject: str,
+    html: str,
+    text: str,
+    where: str,
+    to: list[str] | None = None,
+    channel: str | None = None,
+) -> BaseNotifier:
+    """Airflow's SmtpNotifier (``html`` to ``to``, else the spec's ``to``) or SlackNotifier (``text`` to ``channel``,
+    else the spec's, else #general) for a ``notifiers`` entry; ConfigError naming ``where`` without Slack's provider."""
+    if spec.kind == "smtp":
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        return SmtpNotifier(
+            to=to or spec.to or [],
+            subject=subject,
+            html_content=html,
+            **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}),
+        )
+    try:
+        from airflow.providers.slack.notifications.slack import SlackNotifier
+    except ImportError:
+        raise ConfigError(
+            [f"{where}: kind slack needs the Slack provider; pip install 'airflow-ml-provider[slack]'"]
+        ) from None
+    return SlackNotifier(
+        text=text,
+        channel=channel or spec.channel or "#general",
+        **({"slack_conn_id": spec.conn_id} if spec.conn_id else {}),
+    )

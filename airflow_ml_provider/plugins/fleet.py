@@ -13,7 +13,9 @@ connection (``mlflow_default`` or ``MLFLOW_TRACKING_URI``).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -88,20 +90,21 @@ _config_problems: list[str] = []
 
 
 def fleet_rows(user: str) -> list[FleetRow]:
-    """Gather and combine: YAML, then Airflow (one session, four queries), then MLflow (one paged search)."""
-    from airflow.utils.session import create_session
-
+    """Gather and combine: the YAML, then at once Airflow (one session, four queries) and MLflow (two paged
+    searches), each waiting on its own server."""
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
     cities = city_settings()
     dag_ids = [f"{RETRAIN_PREFIX}{c.city}" for c in cities]
-    with create_session() as session:
-        last_runs = _last_runs(session, dag_ids)
-        pending = _pending(session, dag_ids)
-        next_runs = _next_runs(session, dag_ids)
     hook = MlflowHook()
+    _ = hook.client  # created here, once, not by the two threads that share it
     names = {c.model_name for c in cities}
-    versions, aliases = hook.versions_by_model(names), hook.aliases_by_model(names)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="fleet") as pool:
+        airflow = pool.submit(_airflow_state, dag_ids)
+        found_versions = pool.submit(hook.versions_by_model, names)
+        found_aliases = pool.submit(hook.aliases_by_model, names)
+        last_runs, pending, next_runs = airflow.result()
+        versions, aliases = found_versions.result(), found_aliases.result()
     model_versions = {
         name: [
             ModelVersion(
@@ -118,23 +121,50 @@ def fleet_rows(user: str) -> list[FleetRow]:
 
 
 def city_settings() -> list[CitySettings]:
+    """The cities' settings. Each request stats the YAML files; they are validated again only when one changed."""
     from airflow.configuration import conf
 
-    from airflow_ml_provider.config import CONFIG_DIR_ENV, load_all
+    from airflow_ml_provider.config import CONFIG_DIR_ENV
 
-    directory = os.environ.get(CONFIG_DIR_ENV) or str(Path(conf.get("core", "dags_folder")) / "configs")
-    configs, problems = load_all(Path(directory))
+    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(conf.get("core", "dags_folder")) / "configs")
+    settings, problems = _settings(directory, _folder_stamp(directory))
     _config_problems[:] = problems
-    return [
-        CitySettings(
-            city=c.city,
-            owner=c.owner,
-            model_name=c.model_name,
-            approvers=tuple(c.approval.approvers),
-            max_model_age_days=c.registry.max_model_age_days,
-        )
-        for c in configs.values()
-    ]
+    return settings
+
+
+@lru_cache(maxsize=1)
+def _settings(directory: Path, stamp: frozenset[tuple[str, int, int]]) -> tuple[list[CitySettings], list[str]]:
+    """Loaded once per ``stamp`` of the folder (validating 500 cities takes seconds; a stat of each, milliseconds)."""
+    from airflow_ml_provider.config import load_all
+
+    configs, problems = load_all(directory)
+    return [CitySettings.of(c) for c in configs.values()], problems
+
+
+def _folder_stamp(directory: Path) -> frozenset[tuple[str, int, int]]:
+    """Name, mtime and size of every YAML file in the folder: any edit, addition or removal changes it."""
+    stamp = set()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return frozenset()
+    for entry in entries:
+        if entry.name.endswith(".yaml"):
+            try:
+                stat = entry.stat()
+            except OSError:
+                continue
+            stamp.add((entry.name, stat.st_mtime_ns, stat.st_size))
+    return frozenset(stamp)
+
+
+def _airflow_state(
+    dag_ids: list[str],
+) -> tuple[dict[str, LastRun], dict[str, PendingRequest], dict[str, datetime | None]]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return _last_runs(session, dag_ids), _pending(session, dag_ids), _next_runs(session, dag_ids)
 
 
 def _last_runs(session: Session, dag_ids: list[str]) -> dict[str, LastRun]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_ml_provider.tools.api_client import AirflowApi, AirflowApiError
+from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
 
 RETRAIN_PREFIX = "retrain_"
 APPROVE = "Approve"

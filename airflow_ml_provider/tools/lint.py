@@ -27,6 +27,7 @@ def lint_directory(directory: Path) -> tuple[list[str], list[str]]:
             problems.extend(expectation_problems(config, f"{city}.yaml"))
         problems.extend(dag_problems(configs))
     problems.extend(loader_problems(directory))
+    problems.extend(fleet_problems(directory))
     bad = {p.split(".yaml", 1)[0] for p in problems}
     return problems, [c for c in configs if c not in bad]
 
@@ -74,3 +75,18 @@ def loader_problems(directory: Path) -> list[str]:
         f"{dags_folder / (name + '.py')}: no config {name}.yaml in {directory}" for name in sorted(loaders - cities)
     ]
     return problems
+
+
+def fleet_problems(directory: Path) -> list[str]:
+    """``_fleet.yaml`` (the approval digest), as the DAG processor would build it."""
+    from airflow_ml_provider.config.fleet import load_fleet_config
+
+    try:
+        digest = load_fleet_config(directory).approval_digest
+        if digest is not None:
+            from airflow_ml_provider.factory import build_digest_dag  # imports Airflow
+
+            build_digest_dag(digest, directory)
+    except ConfigError as exc:
+        return exc.problems
+    return []

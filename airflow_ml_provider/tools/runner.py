@@ -124,7 +124,7 @@ def _watch_approval(app: Any, dag_id: str, logical_date: datetime, answer: Answe
     (no answer) interrupt ``dag.test()``, which would otherwise wait for an answer for as long as the approval lasts."""
     from fastapi.testclient import TestClient
 
-    from airflow_ml_provider.tools.api_client import AirflowApi, AirflowApiError
+    from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
 
     watcher = _Watcher(thread=threading.Thread(), stop=threading.Event(), parked=threading.Event())
 
@@ -200,7 +200,7 @@ def answer_and_finish(app: Any, dag: Any, config: CityConfig, dag_run: Any, answ
     here, as ``dag.test()`` would have had it kept waiting."""
     from fastapi.testclient import TestClient
 
-    from airflow_ml_provider.tools.api_client import AirflowApi, AirflowApiError
+    from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
 
     verb = "Approved" if answer.option == APPROVE else "Rejected"
     answered = f"{verb} through Airflow's REST API as '{answer.user}'"

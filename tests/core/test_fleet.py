@@ -17,7 +17,7 @@ NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
 def _city(city: str, owner: str = "ml", approvers: tuple[str, ...] = ("ops",), max_age: int | None = 30):
-    return CitySettings(city, owner, f"eta_{city}", approvers, max_age)
+    return CitySettings(city, owner, approvers, f"eta_{city}", max_age)
 
 
 def _version(version: str, days_old: int, *aliases: str) -> ModelVersion:

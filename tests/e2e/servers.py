@@ -30,8 +30,8 @@ import httpx
 import pytest
 import yaml
 
+from airflow_ml_provider.hooks.api_client import AirflowApi
 from airflow_ml_provider.tools import embedded
-from airflow_ml_provider.tools.api_client import AirflowApi
 
 from . import postgres
 
@@ -295,7 +295,7 @@ def write_demo_data(root: Path) -> None:
 
 
 def server_environment(root: Path, dags: Path, database_url: str, api_port: int, mlflow_port: int) -> dict[str, str]:
-    """embedded.environment() for real servers: Postgres, loopback ports, LocalExecutor, short scheduler intervals."""
+    """embedded.environment() for real servers: Postgres, loopback ports, short scheduler intervals."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
     env.update(embedded.environment(root, dags))
     mlflow_url = f"http://127.0.0.1:{mlflow_port}"
@@ -303,7 +303,6 @@ def server_environment(root: Path, dags: Path, database_url: str, api_port: int,
         {
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             "AIRFLOW_ML_CONFIG_DIR": str(dags / "configs"),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.tools.api_client import AirflowApiError
+from airflow_ml_provider.hooks.api_client import AirflowApiError
 
 from .servers import ARTIFACTS, CRON_CITY, DATA_END, RUN_TIMEOUT, TIMEOUT_CITY, Stack
 

@@ -24,7 +24,7 @@ class Approver:
     def _run(self) -> None:
         from fastapi.testclient import TestClient
 
-        from airflow_ml_provider.tools.api_client import AirflowApi
+        from airflow_ml_provider.hooks.api_client import AirflowApi
 
         try:
             with TestClient(self.app) as http:
@@ -57,7 +57,7 @@ class Approver:
 
 def answer_as(user: str, option: str, reason: str) -> Callable[[Any, dict[str, Any]], None]:
     def act(http: Any, request: dict[str, Any]) -> None:
-        from airflow_ml_provider.tools.api_client import AirflowApi
+        from airflow_ml_provider.hooks.api_client import AirflowApi
 
         ti = request["task_instance"]
         AirflowApi(http, user, embedded.password(user)).answer(ti["dag_id"], ti["dag_run_id"], option, reason)

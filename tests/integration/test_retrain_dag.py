@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from approvals import Approver, answer_as
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import ledger, registry
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
@@ -48,11 +48,19 @@ def states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
+def ledger_events(city: str) -> list[Any]:
+    """The city's promotion ledger as the DAG runs wrote it (beside its runs under storage.base_uri)."""
+    from airflow_ml_provider.config import load_city_config
+    from airflow_ml_provider.hooks.ledger import city_ledger
+
+    return city_ledger(load_city_config(city)).events()
+
+
 def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
     refused: list[int] = []
 
     def analyst_then_berlin_ops(http: Any, request: dict[str, Any]) -> None:
-        from airflow_ml_provider.tools.api_client import AirflowApi, AirflowApiError
+        from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
 
         ti = request["task_instance"]
         try:
@@ -101,6 +109,21 @@ def test_approve_promotes_and_records_who_when_why(dagbag: Any, api_app: Any, ml
     artifacts = {a.path for a in mlflow_hook.client.list_artifacts(dag_run_mlflow_run, "config")}
     assert artifacts == {"config/resolved_config.yaml", "config/run_settings.json"}
 
+    # The promotion is in berlin's ledger: who, when, why, champion before -> after, the bits, the DAG run.
+    [event] = ledger_events("berlin")
+    assert (event.sequence, event.kind, event.version, event.from_version, event.to_version) == (
+        1,
+        "promote",
+        "1",
+        None,
+        "1",
+    )
+    assert (event.who, event.why, event.model_name) == ("berlin_ops", "report reviewed", "eta_berlin")
+    assert (event.report_sha256, event.model_sha256) == (tags[registry.REPORT_SHA_TAG], tags[registry.MODEL_SHA_TAG])
+    assert (event.dag_id, event.dag_run_id) == ("retrain_berlin", dag_run.run_id)
+    assert dag_run.start_date <= event.at_datetime <= datetime.now(timezone.utc)
+    assert event.previous_sha256 == ledger.GENESIS
+
 
 def test_reject_leaves_champion_and_tags_version(dagbag: Any, api_app: Any, mlflow_hook: Any) -> None:
     with Approver(api_app, "retrain_berlin", answer_as("berlin_ops", "Reject", "numbers look off")) as approver:
@@ -136,6 +159,15 @@ def test_timeout_is_a_rejection_by_the_schedulers_sweep(dagbag: Any, api_app: An
     version = mlflow_hook.get_version("eta_oslo", "1")
     assert version.tags[registry.DECISION_TAG] == "rejected"
     assert version.tags[registry.DECIDED_BY_TAG] == "timeout"
+    [event] = ledger_events("oslo")
+    assert (event.kind, event.version, event.who, event.from_version, event.to_version) == (
+        "timeout",
+        "1",
+        "timeout",
+        None,
+        None,
+    )
+    assert event.dag_run_id == dag_run.run_id
 
 
 def test_dry_run_registers_nothing(dagbag: Any, mlflow_hook: Any) -> None:
@@ -230,3 +262,35 @@ def test_rollback_dag_needs_a_reason_refuses_rejected_versions_and_restores_with
     forward = rollback.test(run_conf={"to_version": "4", "reason": "incident 42 resolved", "force": False})
     assert states(forward) == {"rollback": "failed"}
     assert mlflow_hook.version_by_alias("eta_berlin", registry.CHAMPION).version == "1"
+
+
+def test_the_ledger_tells_berlins_story_and_history_verifies_it(
+    mlflow_hook: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the runs above: v1 promoted, v2 rejected, v4 promoted over v1 (v3 was superseded, never decided), then
+    rolled back to v1. One event per decision, chained, in the order they happened; the refused rollbacks left none."""
+    from airflow_ml_provider.tools.cli import main
+
+    events = ledger_events("berlin")
+    assert [(e.kind, e.version, e.from_version, e.to_version, e.who) for e in events] == [
+        ("promote", "1", None, "1", "berlin_ops"),
+        ("reject", "2", "1", "1", "berlin_ops"),
+        ("promote", "4", "1", "4", "berlin_ops"),
+        ("rollback", "1", "4", "1", mlflow_hook.get_version("eta_berlin", "1").tags[registry.PROMOTED_BY_TAG]),
+    ]
+    assert [e.why for e in events] == ["report reviewed", "numbers look off", "fixed ETAs reviewed",
+                                       "incident 42: v4 times out"]  # fmt: skip
+    assert [e.sequence for e in events] == [1, 2, 3, 4]
+    v4 = mlflow_hook.get_version("eta_berlin", "4").tags
+    assert (events[2].model_sha256, events[2].report_sha256) == (
+        v4[registry.MODEL_SHA_TAG],
+        v4[registry.REPORT_SHA_TAG],
+    )
+    assert all(e.dag_id in ("retrain_berlin", "rollback_berlin") and e.dag_run_id for e in events)
+
+    assert main(["history", "berlin", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "berlin (eta_berlin): 4 event(s)" in out
+    assert "v1 -> v4" in out and "v4 -> v1" in out
+    assert f"retrain_berlin/{events[0].dag_run_id}" in out and "fixed ETAs reviewed" in out
+    assert "berlin: chain of 4 event(s) intact; agrees with the registry" in out

@@ -187,8 +187,8 @@ def test_retrain_on_celery_postgres_redis_mlflow_s3(stack_root: Path, monkeypatc
     from airflow_ml_provider.core.demo_data import make_city_data
     from airflow_ml_provider.core.snapshot import to_parquet_bytes
     from airflow_ml_provider.core.storage import run_uri
+    from airflow_ml_provider.hooks.api_client import AirflowApi
     from airflow_ml_provider.tools import embedded
-    from airflow_ml_provider.tools.api_client import AirflowApi
 
     logs = stack_root / "logs"
     logs.mkdir()

@@ -6,6 +6,7 @@ Works over any httpx-compatible client: ``httpx.Client(base_url=...)`` for a run
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 PAGE_SIZE = 100
@@ -60,6 +61,22 @@ class AirflowApi:
             found.extend(page["hitl_details"])
             if not page["hitl_details"] or len(found) >= page["total_entries"]:
                 return found
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """A task's XCom value as stored (JSON), or None when the task left none."""
+        response = self.http.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            headers=self._headers,
+        )
+        if response.status_code == 404:
+            return None
+        value = self._check(response, f"read XCom {key} of {task_id} in {dag_id} {run_id}")["value"]
+        if isinstance(value, str):  # the stored JSON, as text on some database backends
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
 
     def answer(self, dag_id: str, run_id: str, option: str, reason: str = "", task_id: str = "approve") -> dict:
         """Answer an approval as this user: ``Approve`` or ``Reject``; 403 when the user is not an approver."""

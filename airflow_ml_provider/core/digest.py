@@ -1,0 +1,170 @@
+"""The approval digest: what waits for each approver, grouped and rendered as one message per approver.
+
+Pure: the ``approval_digest`` DAG's task (``operators/digest.py``) reads the pending approvals from Airflow's REST
+API (``/api/v2/hitlDetails``) and register's result of each run, and hands them here as plain JSON.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+RETRAIN_PREFIX = "retrain_"
+APPROVE_TASK = "approve"
+REPORT_TASK = "evaluate"  # its XCom holds the report the approval shows
+REGISTER_TASK = "register"  # its result names the version waiting and its guardrail verdict
+
+
+@dataclass(frozen=True)
+class WaitingApproval:
+    """One city's model version waiting for a decision, and who may give it."""
+
+    city: str
+    dag_id: str
+    run_id: str
+    model_name: str
+    version: str | None  # None when register's result could not be read
+    verdict: str | None  # the guardrail verdict: pass or fail
+    waiting_since: datetime
+    approvers: tuple[str, ...]
+    report_url: str
+    required_actions_url: str
+    version_url: str | None = None  # the model version in MLflow's UI, with the report among its artifacts
+
+
+def is_city_approval(request: Mapping[str, Any]) -> bool:
+    """Whether a HITL request (``/api/v2/hitlDetails`` item) is the approve step of a city's retraining DAG."""
+    task = request["task_instance"]
+    return task["dag_id"].startswith(RETRAIN_PREFIX) and task["task_id"] == APPROVE_TASK
+
+
+def run_url(base_url: str, dag_id: str, run_id: str, task_id: str, page: str) -> str:
+    """A task's page of a DAG run in the Airflow UI (run ids hold ``:`` and ``+``, so they are quoted)."""
+    return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{page}"
+
+
+def waiting_approval(
+    request: Mapping[str, Any],
+    registration: Mapping[str, Any] | None,
+    *,
+    city_approvers: Sequence[str],
+    model_name: str | None,
+    base_url: str,
+) -> WaitingApproval:
+    """One pending request as the digest shows it.
+
+    The recipients are the request's assigned users (who Airflow lets answer it), else the city's approvers from its
+    YAML. ``registration`` is register's result of that run (version and verdict); ``model_name`` the city's model.
+    """
+    task = request["task_instance"]
+    dag_id, run_id = task["dag_id"], task["dag_run_id"]
+    assigned = tuple(u.get("name") or u["id"] for u in request.get("assigned_users") or ())
+    registration = registration or {}
+    created = request["created_at"]
+    return WaitingApproval(
+        city=dag_id.removeprefix(RETRAIN_PREFIX),
+        dag_id=dag_id,
+        run_id=run_id,
+        model_name=registration.get("model_name") or model_name or "?",
+        version=str(registration["version"]) if registration.get("version") is not None else None,
+        verdict=registration.get("verdict"),
+        waiting_since=(created if isinstance(created, datetime) else datetime.fromisoformat(created)).astimezone(
+            timezone.utc
+        ),
+        approvers=assigned or tuple(city_approvers),
+        report_url=run_url(base_url, dag_id, run_id, REPORT_TASK, "xcom"),
+        required_actions_url=run_url(base_url, dag_id, run_id, APPROVE_TASK, "required_actions"),
+        version_url=registration.get("version_url"),
+    )
+
+
+def by_approver(waiting: Iterable[WaitingApproval]) -> dict[str, list[WaitingApproval]]:
+    """Approver -> what waits for them, oldest first; approvers sorted. Nobody appears with an empty list."""
+    grouped: dict[str, list[WaitingApproval]] = {}
+    for item in waiting:
+        for approver in dict.fromkeys(item.approvers):
+            grouped.setdefault(approver, []).append(item)
+    return {
+        approver: sorted(items, key=lambda i: (i.waiting_since, i.city)) for approver, items in sorted(grouped.items())
+    }
+
+
+@dataclass(frozen=True)
+class DigestMessage:
+    """One approver's digest: ``html`` for mail, ``text`` (Slack mrkdwn) for chat."""
+
+    approver: str
+    cities: tuple[str, ...]
+    subject: str
+    html: str
+    text: str
+
+
+def digest_messages(waiting: Iterable[WaitingApproval], *, now: datetime) -> list[DigestMessage]:
+    """One message per approver who has something waiting."""
+    return [_message(approver, items, now) for approver, items in by_approver(waiting).items()]
+
+
+def _message(approver: str, items: list[WaitingApproval], now: datetime) -> DigestMessage:
+    count = f"{len(items)} model approval{'s' if len(items) != 1 else ''}"
+    cities = tuple(dict.fromkeys(i.city for i in items))
+    waiting = f"{count} {'wait' if len(items) != 1 else 'waits'} for your decision"
+    rows = "\n".join(
+        "<tr>"
+        f"<td>{_h(i.city)}</td><td>{_h(_version(i))}</td><td>{_h(_verdict(i))}</td><td>{_h(_since(i, now))}</td>"
+        f"<td>{_links_html(i)}</td>"
+        "</tr>"
+        for i in items
+    )
+    body = (
+        f"<p>{_h(waiting)}, {_h(approver)}:</p>\n"
+        "<table>\n<tr><th>city</th><th>model version</th><th>guardrails</th><th>waiting since</th><th>links</th></tr>\n"
+        f"{rows}\n</table>\n"
+        "<p>Answer in Airflow under Browse &gt; Required Actions, or on the fleet page. No answer before a "
+        "city's approval timeout means rejected.</p>"
+    )
+    lines = [f"*{_s(waiting)}, {_s(approver)}:*"]
+    lines += [
+        f"• {_s(i.city)}: {_s(_version(i))}, guardrails {_s(_verdict(i))}, waiting since {_s(_since(i, now))}: "
+        + " · ".join(f"<{url}|{label}>" for label, url in _links(i))
+        for i in items
+    ]
+    return DigestMessage(approver, cities, f"{count} waiting for you: {', '.join(cities)}", body, "\n".join(lines))
+
+
+def _links(item: WaitingApproval) -> list[tuple[str, str]]:
+    links = [("report", item.report_url), ("Required Actions", item.required_actions_url)]
+    return [*links, ("MLflow", item.version_url)] if item.version_url else links
+
+
+def _links_html(item: WaitingApproval) -> str:
+    return " · ".join(f'<a href="{_h(url)}">{label}</a>' for label, url in _links(item))
+
+
+def _version(item: WaitingApproval) -> str:
+    return f"{item.model_name} v{item.version}" if item.version else f"{item.model_name} (version unknown)"
+
+
+def _verdict(item: WaitingApproval) -> str:
+    if item.verdict == "fail":
+        return "fail (approving needs a reason)"
+    return item.verdict or "unknown"
+
+
+def _since(item: WaitingApproval, now: datetime) -> str:
+    hours = max(0, int((now - item.waiting_since).total_seconds() // 3600))
+    age = f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h"
+    return f"{item.waiting_since:%Y-%m-%d %H:%M} UTC ({age})"
+
+
+def _h(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _s(text: str) -> str:
+    """Slack's mrkdwn control characters (``&``, ``<``, ``>``) escaped, as Slack asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
