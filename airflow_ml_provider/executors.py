@@ -16,11 +16,14 @@ is unaffected: the DAG processor never imports this module.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import time
 
 from airflow.executors.local_executor import LocalExecutor
 
-# The modules the steps import when they run; they import pandas, pyarrow, scikit-learn, Great Expectations, MLflow.
+# The modules the steps import when they run: pandas, pyarrow, scikit-learn, Great Expectations, MLflow, matplotlib.
+# benchmarks/step_imports.py --preload shows what a step still imports inside execute with these preloaded.
 STEP_MODULES = (
     "airflow_ml_provider.factory",
     "airflow_ml_provider.hooks.dataset",
@@ -32,21 +35,44 @@ STEP_MODULES = (
     "airflow_ml_provider.core.guardrails",
     "airflow_ml_provider.core.report",
     "airflow_ml_provider.core.registry",
+    "pyarrow.parquet",  # the snapshot
+    "great_expectations",  # validate_data's expectations; core.validation imports it on first use
+    "sklearn.ensemble",  # the shipped default estimator's module (model.estimator)
+    "matplotlib.backends.backend_agg",  # evaluate's chart
+    "matplotlib.figure",
     "mlflow.models",
     "mlflow.sklearn",
+    "git",  # GitPython: MLflow reads the source's commit when register logs the model
 )
+# MLflow's SQL store, used in the task process when MLflow runs without a server (the embedded default: SQLite).
+SQL_STORE_MODULE = "mlflow.store.tracking.sqlalchemy_store"
+SQL_STORE_SCHEMES = ("sqlite:", "postgresql", "mysql", "mssql")
+
+log = logging.getLogger(__name__)
 
 
-def preload(modules: tuple[str, ...] = STEP_MODULES) -> float:
-    """Import ``modules`` into this process; the seconds it took."""
+def step_modules() -> tuple[str, ...]:
+    """:data:`STEP_MODULES`, and MLflow's SQL store when ``MLFLOW_TRACKING_URI`` names a database (about 2 s per
+    step on a 2-core machine); with a tracking server the tasks never import it."""
+    if os.environ.get("MLFLOW_TRACKING_URI", "").startswith(SQL_STORE_SCHEMES):
+        return (*STEP_MODULES, SQL_STORE_MODULE)
+    return STEP_MODULES
+
+
+def preload(modules: tuple[str, ...] | None = None) -> float:
+    """Import ``modules`` (default :func:`step_modules`) into this process; the seconds it took. A module that does
+    not import here (e.g. GitPython without a git executable) is logged and left to the task that needs it."""
     started = time.monotonic()
-    for name in modules:
-        importlib.import_module(name)
+    for name in step_modules() if modules is None else modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            log.warning("Not preloading %s: %s", name, exc)
     return time.monotonic() - started
 
 
 class PreloadingLocalExecutor(LocalExecutor):
-    """LocalExecutor that imports :data:`STEP_MODULES` before forking its workers (only where workers are forked)."""
+    """LocalExecutor that imports :func:`step_modules` before forking its workers (only where workers are forked)."""
 
     def start(self) -> None:
         if self.is_mp_using_fork:

@@ -36,11 +36,16 @@ START, END = "@@ execute starts", "@@ execute ends"
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
 
-def child(step: str, state_path: Path) -> None:
+def child(step: str, state_path: Path, preloaded: bool) -> None:
     """One step in this fresh process, as a task process runs it; appends its result to the state file."""
     # What the worker's task process has imported before execute.
     import airflow.sdk
     import airflow.sdk.execution_time.task_runner  # noqa: F401
+
+    if preloaded:  # what PreloadingLocalExecutor (or the Celery preload) imported before forking
+        from airflow_ml_provider.executors import preload
+
+        preload()
 
     state = json.loads(state_path.read_text())
     runner = StepRunner(CITY, run_id=state["run_id"], results=state["results"])  # parses the city's DAG file
@@ -83,11 +88,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180, help="days of demo rides (180: ~80k rows)")
     parser.add_argument("--root", type=Path, help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--top", type=int, default=6, help="heaviest packages to list per step")
+    parser.add_argument(
+        "--preload", action="store_true", help="as under the preloading executors: executors.STEP_MODULES imported"
+    )
     parser.add_argument("--keep", type=Path, help="folder to keep each step's importtime output in")
     parser.add_argument("--child", nargs=2, metavar=("STEP", "STATE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]))
+        child(args.child[0], Path(args.child[1]), args.preload)
         return
 
     with tempfile.TemporaryDirectory(prefix="step-imports-") as tmp:
@@ -106,11 +114,13 @@ def main() -> None:
         )  # MLflow's first use runs its migrations: not part of any step
         state_path = root / "state.json"
         state_path.write_text(json.dumps({"run_id": f"step_imports__{time.strftime('%Y%m%dT%H%M%S')}", "results": {}}))
-        print(f"one city, {rows} rows; load average {load_average()}", flush=True)
+        preloaded = " (executors.STEP_MODULES preloaded)" if args.preload else ""
+        print(f"one city, {rows} rows{preloaded}; load average {load_average()}", flush=True)
         print(f"{'step':<14} {'execute s':>10} {'imports s':>10}  imported (own seconds by package) / triggered by")
         for step in STEPS:
             done = subprocess.run(
-                [sys.executable, "-X", "importtime", __file__, "--child", step, str(state_path)],
+                [sys.executable, "-X", "importtime", __file__, "--child", step, str(state_path)]
+                + (["--preload"] if args.preload else []),
                 capture_output=True,
                 text=True,
                 check=False,
