@@ -24,8 +24,7 @@ saying to clear the run, not with a ``KeyError`` in a worker.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from airflow_ml_provider.core.windows import Windows
 
@@ -41,10 +40,17 @@ class HandoffError(ValueError):
     """A step's input is not what this version of the package hands over; retrying reads the same thing."""
 
 
+@dataclass_transform(frozen_default=True)
 class Handoff:
-    """Base of the step contract's dataclasses: ``to_xcom`` / ``from_xcom`` with the step's name and schema."""
+    """Base of the step contract: each subclass, declared as ``class Trained(Handoff, step="train")`` with its fields,
+    is a frozen dataclass whose ``to_xcom`` / ``from_xcom`` carry the step's name and the schema."""
 
     STEP: ClassVar[str]
+
+    def __init_subclass__(cls, *, step: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.STEP = step
+        dataclasses.dataclass(frozen=True)(cls)
 
     def to_xcom(self) -> dict[str, Any]:
         """Flat JSON: the fields (``Windows`` as ISO dates, tuples as lists), the step's name and the schema."""
@@ -91,11 +97,8 @@ def _decode(name: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Validated(Handoff):
+class Validated(Handoff, step="validate_data"):
     """validate_data's result: the snapshot later steps read (never the source again) and where it was logged."""
-
-    STEP: ClassVar[str] = "validate_data"
 
     data_uri: str
     snapshot_uri: str
@@ -105,11 +108,8 @@ class Validated(Handoff):
     summary: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Trained(Handoff):
+class Trained(Handoff, step="train"):
     """train's result: the candidate pickle, identified by its sha256."""
-
-    STEP: ClassVar[str] = "train"
 
     model_uri: str
     model_sha256: str
@@ -118,11 +118,8 @@ class Trained(Handoff):
     mlflow_run_id: str  # this training attempt's run, nested under the DAG run's run: params, report, model
 
 
-@dataclass(frozen=True)
-class Evaluated(Handoff):
+class Evaluated(Handoff, step="evaluate"):
     """evaluate's result: the verdict on the bits it scored, against the champion version it loaded."""
-
-    STEP: ClassVar[str] = "evaluate"
 
     model_sha256: str
     verdict: str  # "pass" or "fail"
@@ -133,11 +130,8 @@ class Evaluated(Handoff):
     schema_changed: bool
 
 
-@dataclass(frozen=True)
-class Registered(Handoff):
+class Registered(Handoff, step="register"):
     """register's result: the model version holding the evaluated bits, and the evidence promote checks again."""
-
-    STEP: ClassVar[str] = "register"
 
     model_name: str
     version: str
@@ -151,11 +145,8 @@ class Registered(Handoff):
     reused: bool  # a rerun of the DAG run found this version already holding the same bits
 
 
-@dataclass(frozen=True)
-class Decision(Handoff):
+class Decision(Handoff, step="approve"):
     """approve's result: the answer about one version's bits (``decided_by`` is ``timeout`` for the default)."""
-
-    STEP: ClassVar[str] = "approve"
 
     model_name: str
     version: str
@@ -167,11 +158,8 @@ class Decision(Handoff):
     decided_at: str  # ISO 8601
 
 
-@dataclass(frozen=True)
-class Promoted(Handoff):
+class Promoted(Handoff, step="promote"):
     """promote's result: who made which version champion, and what it replaced."""
-
-    STEP: ClassVar[str] = "promote"
 
     model_name: str
     champion: str

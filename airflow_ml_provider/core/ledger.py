@@ -20,6 +20,9 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Protocol
 
+from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
+
 PROMOTE = "promote"
 REJECT = "reject"
 ROLLBACK = "rollback"
@@ -43,25 +46,31 @@ class LedgerStore(Protocol):
         """Create the object; raise ``FileExistsError`` when it exists already (never replace it)."""
 
 
-@dataclass(frozen=True)
-class LedgerEvent:
-    """One decision about a city's model. ``from_version`` -> ``to_version`` is the champion before and after
-    (equal for a rejection or a timeout); ``version`` is the version decided on."""
+@dataclass(frozen=True, kw_only=True)
+class Move:
+    """One decision about a city's model, as its writer tells it. ``from_version`` -> ``to_version`` is the champion
+    before and after (equal for a rejection or a timeout); ``version`` is the version decided on."""
 
-    sequence: int
     kind: str
-    city: str
     model_name: str
     version: str
     from_version: str | None
     to_version: str | None
     who: str
-    at: str
     why: str
-    report_sha256: str | None
-    model_sha256: str | None
-    dag_id: str | None
-    dag_run_id: str | None
+    report_sha256: str | None = None
+    model_sha256: str | None = None
+    dag_id: str | None = None
+    dag_run_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedgerEvent(Move):
+    """A move as the ledger stores it: numbered, stamped, in its city's chain."""
+
+    sequence: int
+    city: str
+    at: str
     previous_sha256: str
 
     def to_bytes(self) -> bytes:
@@ -187,27 +196,14 @@ class Ledger:
     def events(self) -> list[LedgerEvent]:
         return [item.event for item in self.read() if item.event is not None]
 
-    def append(
-        self,
-        *,
-        kind: str,
-        model_name: str,
-        version: str,
-        from_version: str | None,
-        to_version: str | None,
-        who: str,
-        why: str,
-        report_sha256: str | None = None,
-        model_sha256: str | None = None,
-        dag_id: str | None = None,
-        dag_run_id: str | None = None,
-        at: datetime | None = None,
-    ) -> LedgerEvent:
+    def append(self, move: Move, *, at: datetime | None = None) -> LedgerEvent:
         """Append one event after the current last one. Refuses to extend a broken chain (it would hide the break);
         when another writer takes the sequence number first, re-reads and appends after it."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown ledger event kind {kind!r}; one of {list(KINDS)}")
+        if move.kind not in KINDS:
+            raise ValueError(f"unknown ledger event kind {move.kind!r}; one of {list(KINDS)}")
         when = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).isoformat()
+        told = {f.name: getattr(move, f.name) for f in fields(Move)}
+        told.update(version=str(move.version), from_version=_str(move.from_version), to_version=_str(move.to_version))
         for _ in range(APPEND_ATTEMPTS):
             stored = self.read()
             problem = verify(stored)
@@ -218,20 +214,10 @@ class Ledger:
                 )
             last = stored[-1] if stored else None
             event = LedgerEvent(
+                **told,
                 sequence=(last.event.sequence + 1) if last and last.event else 1,
-                kind=kind,
                 city=self.city,
-                model_name=model_name,
-                version=str(version),
-                from_version=None if from_version is None else str(from_version),
-                to_version=None if to_version is None else str(to_version),
-                who=who,
                 at=when,
-                why=why,
-                report_sha256=report_sha256,
-                model_sha256=model_sha256,
-                dag_id=dag_id,
-                dag_run_id=dag_run_id,
                 previous_sha256=sha256_hex(last.data) if last else GENESIS,
             )
             try:
@@ -289,3 +275,32 @@ def parse_when(text: str) -> datetime:
     if len(text) == 10:  # a date: who was champion on that day, at its end
         parsed = parsed.replace(hour=23, minute=59, second=59)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def decided(
+    registered: Registered, decision: Decision, promoted: Promoted | None, *, dag_id: str, dag_run_id: str
+) -> Move:
+    """What an approval led to: ``promote`` once promote moved champion to the version (or found it there), else
+    ``reject`` or ``timeout``, which leave champion where evaluation saw it."""
+    if promoted is not None:
+        kind, before, after = PROMOTE, promoted.previous_champion, registered.version
+    else:
+        kind = TIMEOUT if decision.decided_by == registry.TIMEOUT_DECIDER else REJECT
+        before = after = registered.champion_version
+    return Move(
+        kind=kind,
+        model_name=registered.model_name,
+        version=registered.version,
+        from_version=before,
+        to_version=after,
+        who=decision.decided_by,
+        why=decision.reason,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+        report_sha256=registered.report_sha256,
+        model_sha256=registered.model_sha256,
+    )
+
+
+def _str(version: str | None) -> str | None:
+    return None if version is None else str(version)

@@ -13,14 +13,15 @@ import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained, Validated
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Promoted, Registered, Trained, Validated
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 
 # Values of DECISION_TAG. A version is decided once per approval request; SUPERSEDED marks a version whose DAG run
-# was re-run and registered other bits, so it is no candidate any more.
+# was re-run and registered other bits, so it is no candidate any more. An approval stands once given: a later
+# rejection, timeout or block about the same bits (a rerun of the DAG run reusing the version) is not written over it.
 APPROVED = "approved"
 REJECTED = "rejected"
 BLOCKED = "blocked"
@@ -46,6 +47,8 @@ MODEL_SHA_TAG = TAG_PREFIX + "model_sha256"
 MODEL_ARTIFACT_SHA_TAG = TAG_PREFIX + "model_artifact_sha256"
 # On a superseded version: the version of the same DAG run that replaced it.
 SUPERSEDED_BY_TAG = TAG_PREFIX + "superseded_by"
+# What records an approval's answer on a version (written by decision_tags).
+APPROVAL_RECORD = (DECISION_TAG, DECIDED_BY_TAG, DECIDED_AT_TAG, DECISION_REASON_TAG, REPORT_SHA_TAG)
 # Airflow's ApprovalOperator answers (its APPROVE and REJECT options, as chosen_options), and who "answered" when the
 # scheduler applied the default answer at the response timeout.
 APPROVE_ANSWER = ("Approve",)
@@ -80,14 +83,8 @@ class Registration:
     reuse: str | None
     supersede: tuple[str, ...]  # other undecided versions of this DAG run: tagged superseded, lose challenger
     clear_tags: tuple[str, ...]  # stale state tags of the reused version, now the DAG run's candidate again
-
-
-@dataclass(frozen=True)
-class Promotion:
-    model_name: str
-    version: str
-    previous_champion: str | None
-    already_done: bool
+    # The reused version's approval record: this attempt's evidence does not replace its report, nor blocks it.
+    keep_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +92,7 @@ class Rollback:
     model_name: str
     to_version: str
     from_version: str | None
+    model_sha256: str | None  # of the restored version, for the ledger
 
 
 def check_evaluated(trained: Trained, evaluated: Evaluated) -> None:
@@ -128,13 +126,16 @@ def plan_registration(
         )
     )
     clear: list[str] = []
+    keep: tuple[str, ...] = ()
     if reuse is not None:
         tags = run_versions[reuse]
+        if tags.get(DECISION_TAG) == APPROVED:
+            keep = APPROVAL_RECORD
         if SUPERSEDED_BY_TAG in tags:
             clear.append(SUPERSEDED_BY_TAG)
         if tags.get(DECISION_TAG) == SUPERSEDED or (tags.get(DECISION_TAG) == BLOCKED and needs_approval):
             clear.append(DECISION_TAG)
-    return Registration(reuse=reuse, supersede=supersede, clear_tags=tuple(clear))
+    return Registration(reuse=reuse, supersede=supersede, clear_tags=tuple(clear), keep_tags=keep)
 
 
 def superseded_tags(by_version: str, tags: Mapping[str, str]) -> dict[str, str]:
@@ -222,8 +223,13 @@ def decision_tags(decision: str, *, decided_by: str, at: str, reason: str, repor
     }
 
 
-def recorded(decision: Decision) -> dict[str, str]:
-    """The version tags that record an approval's answer."""
+def recorded(decision: Decision, version_tags: Mapping[str, str]) -> dict[str, str]:
+    """The version tags that record an approval's answer. A rejection or a timeout about a version that is approved
+    already (a rerun of its DAG run reused it for the same bits) writes nothing: that approval may be what put these
+    bits live, and audit and rollback read it; the rejection is in the promotion ledger. A new approval replaces an
+    old one (promote checks that the version records this one)."""
+    if decision.answer != APPROVE_ANSWER and version_tags.get(DECISION_TAG) == APPROVED:
+        return {}
     return decision_tags(
         APPROVED if decision.answer == APPROVE_ANSWER else REJECTED,
         decided_by=decision.decided_by,
@@ -275,18 +281,24 @@ def check_promotable(
         raise PromotionRefused(f"{registered.model_name} v{registered.version} not promoted: " + "; ".join(problems))
 
 
-def plan_promotion(
-    model_name: str, version: str, *, expected_champion: str | None, current_champion: str | None
-) -> Promotion:
-    """Decide a promotion: a no-op when already done (a retried task), refused when the champion moved."""
-    if current_champion == version:
-        return Promotion(model_name, version, previous_champion=None, already_done=True)
-    if current_champion != expected_champion:
+def plan_promotion(registered: Registered, decision: Decision, *, current_champion: str | None) -> Promoted:
+    """What promote does, as its result: nothing when the version is champion already (a retried task), refused
+    when the champion moved since evaluation, else the version replaces ``current_champion``."""
+    already_done = current_champion == registered.version
+    if not already_done and current_champion != registered.champion_version:
         raise StaleChampionError(
-            f"champion of {model_name} moved from {_v(expected_champion)} to {_v(current_champion)} since "
-            f"evaluation; re-run the DAG so the candidate is evaluated against the current champion"
+            f"champion of {registered.model_name} moved from {_v(registered.champion_version)} to "
+            f"{_v(current_champion)} since evaluation; re-run the DAG so the candidate is evaluated against the "
+            "current champion"
         )
-    return Promotion(model_name, version, previous_champion=current_champion, already_done=False)
+    return Promoted(
+        model_name=registered.model_name,
+        champion=registered.version,
+        previous_champion=None if already_done else current_champion,
+        approved_by=decision.decided_by,
+        model_sha256=registered.model_sha256,
+        already_done=already_done,
+    )
 
 
 def plan_rollback(
@@ -321,7 +333,12 @@ def plan_rollback(
             f"{model_name} v{target_version} is newer than the champion v{current_champion}: moving forward is a "
             f"promotion, which only an approver of the city ({', '.join(approvers)}) may run; {triggered_by} is not one"
         )
-    return Rollback(model_name, to_version=target_version, from_version=current_champion)
+    return Rollback(
+        model_name,
+        to_version=target_version,
+        from_version=current_champion,
+        model_sha256=target_tags.get(MODEL_SHA_TAG),
+    )
 
 
 def library_versions() -> dict[str, str]:

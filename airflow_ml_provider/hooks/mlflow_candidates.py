@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Decision, Registered
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 from airflow_ml_provider.core.registry import DAG_RUN_TAG
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ class CandidateWorkflow:
             version = self._log_and_register(
                 model_name, run_id, model, input_example, {**tags, DAG_RUN_TAG: dag_run_id}
             )
-        self.set_version_tags(model_name, version, tags)  # this attempt's evidence (a new report on a reused version)
+        # This attempt's evidence (a new report on a reused version), but not over the reused version's approval.
+        self.set_version_tags(model_name, version, {k: v for k, v in tags.items() if k not in plan.keep_tags})
         challenger = self.version_by_alias(model_name, registry.CHALLENGER)
         for old in (v for v in earlier if v.version in plan.supersede):
             self.log.info(
@@ -73,7 +74,7 @@ class CandidateWorkflow:
                 self.delete_alias(model_name, registry.CHALLENGER)
         if needs_approval:
             self.set_alias(model_name, registry.CHALLENGER, version)
-        else:
+        elif registry.DECISION_TAG not in plan.keep_tags:
             self.set_version_tags(model_name, version, {registry.DECISION_TAG: registry.BLOCKED})
         return self.get_version(model_name, version), plan.reuse is not None
 
@@ -116,12 +117,22 @@ class CandidateWorkflow:
         return str(created.version)
 
     def record_decision(self, decision: Decision) -> None:
-        """Write an approval's answer on the version; a rejection (or timeout) also takes ``challenger`` away."""
-        self.set_version_tags(decision.model_name, decision.version, registry.recorded(decision))
+        """Write an approval's answer on the version (:func:`registry.recorded`: not over an earlier approval); a
+        rejection (or timeout) also takes ``challenger`` away."""
+        tags = registry.recorded(decision, self.get_version(decision.model_name, decision.version).tags)
+        if not tags:
+            self.log.info(
+                "%s v%s keeps its approval; this answer (%s by %s) is recorded in the promotion ledger",
+                decision.model_name,
+                decision.version,
+                list(decision.answer),
+                decision.decided_by,
+            )
+        self.set_version_tags(decision.model_name, decision.version, tags)
         if decision.answer != registry.APPROVE_ANSWER:
             self._drop_challenger(decision.model_name, decision.version)
 
-    def promote(self, registered: Registered, decision: Decision, *, approvers: list[str]) -> registry.Promotion:
+    def promote(self, registered: Registered, decision: Decision, *, approvers: list[str]) -> Promoted:
         """Check the decision and the bits again (:func:`registry.check_promotable`), then compare-and-set: point
         ``champion`` at the version only if it still points at the champion the candidate was evaluated against.
 
@@ -136,12 +147,7 @@ class CandidateWorkflow:
             artifact_sha256=self.artifact_sha256(model_name, version),
         )
         current = self.version_by_alias(model_name, registry.CHAMPION)
-        promotion = registry.plan_promotion(
-            model_name,
-            version,
-            expected_champion=registered.champion_version,
-            current_champion=current.version if current else None,
-        )
+        promotion = registry.plan_promotion(registered, decision, current_champion=current.version if current else None)
         if promotion.already_done:
             self.log.info("%s v%s is already the champion; nothing to do", model_name, version)
             return promotion

@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow_ml_provider.config import CityConfig
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Registered
-from airflow_ml_provider.core.ledger import REJECT, TIMEOUT
+from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.report import with_link
 from airflow_ml_provider.hooks.ledger import record
 from airflow_ml_provider.hooks.mlflow import MlflowHook
@@ -94,19 +94,7 @@ class CityApprovalOperator(ApprovalOperator):
         # Recorded first: on Reject, ApprovalOperator skips downstream by raising, so nothing after it runs.
         MlflowHook(self.mlflow_conn_id).record_decision(decision)
         if decision.answer != registry.APPROVE_ANSWER:  # an approval reaches the ledger when promote moves champion
-            record(
-                self.config,
-                TIMEOUT if decision.decided_by == registry.TIMEOUT_DECIDER else REJECT,
-                version=decision.version,
-                from_version=registered.champion_version,
-                to_version=registered.champion_version,
-                who=decision.decided_by,
-                why=decision.reason,
-                report_sha256=decision.report_sha256,
-                model_sha256=decision.model_sha256,
-                dag_id=self.dag_id,
-                dag_run_id=context["run_id"],
-            )
+            record(self.config, decided(registered, decision, None, dag_id=self.dag_id, dag_run_id=context["run_id"]))
         self.log.info(
             "%s v%s: %s by %s (%s)",
             decision.model_name,

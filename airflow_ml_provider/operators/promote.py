@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
-from airflow_ml_provider.core.ledger import PROMOTE, ROLLBACK
+from airflow_ml_provider.core.handoff import Decision, Registered
+from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.registry import PromotionRefused, RollbackRefused, StaleChampionError
-from airflow_ml_provider.hooks.ledger import record
+from airflow_ml_provider.hooks.ledger import record, roll_back
 from airflow_ml_provider.operators.base import CityOperator, handed
 
 if TYPE_CHECKING:
@@ -35,37 +35,18 @@ class PromoteModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         registered, decision = handed(Registered, self.registration), handed(Decision, self.decision)
         try:
-            promotion = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
+            promoted = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
         except (PromotionRefused, StaleChampionError) as exc:
             raise AirflowFailException(str(exc)) from None
-        record(
-            self.config,
-            PROMOTE,
-            version=registered.version,
-            from_version=promotion.previous_champion,
-            to_version=registered.version,
-            who=decision.decided_by,
-            why=decision.reason,
-            report_sha256=registered.report_sha256,
-            model_sha256=registered.model_sha256,
-            dag_id=self.dag_id,
-            dag_run_id=context["run_id"],
-        )
+        record(self.config, decided(registered, decision, promoted, dag_id=self.dag_id, dag_run_id=context["run_id"]))
         self.log.info(
             "%s v%s is champion (approved by %s); previous champion: %s",
             registered.model_name,
             registered.version,
             decision.decided_by,
-            promotion.previous_champion,
+            promoted.previous_champion,
         )
-        return Promoted(
-            model_name=registered.model_name,
-            champion=registered.version,
-            previous_champion=promotion.previous_champion,
-            approved_by=decision.decided_by,
-            model_sha256=registered.model_sha256,
-            already_done=promotion.already_done,
-        ).to_xcom()
+        return promoted.to_xcom()
 
 
 class RollbackModelOperator(CityOperator):
@@ -92,26 +73,17 @@ class RollbackModelOperator(CityOperator):
         target = None if self.to_version in ("", "previous_champion", None) else str(self.to_version)
         user = context["dag_run"].triggering_user_name or "unknown"
         try:
-            plan = self.mlflow_hook().rollback(
-                self.config.model_name,
+            plan = roll_back(
+                self.config,
+                self.mlflow_hook(),
                 to_version=target,
-                decided_by=user,
-                reason=str(self.reason),
+                who=user,
+                why=str(self.reason),
                 force=str(self.force).lower() in ("true", "1"),
-                approvers=self.config.approval.approvers,
+                dag_id=self.dag_id,
+                dag_run_id=context["run_id"],
             )
         except (RollbackRefused, ValueError) as exc:
             raise AirflowFailException(str(exc)) from None
-        record(
-            self.config,
-            ROLLBACK,
-            version=plan.to_version,
-            from_version=plan.from_version,
-            to_version=plan.to_version,
-            who=user,
-            why=str(self.reason),
-            dag_id=self.dag_id,
-            dag_run_id=context["run_id"],
-        )
         self.log.info("%s champion: v%s -> v%s by %s", plan.model_name, plan.from_version, plan.to_version, user)
         return {"model_name": plan.model_name, "champion": plan.to_version, "from_version": plan.from_version}

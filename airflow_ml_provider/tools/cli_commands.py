@@ -65,20 +65,12 @@ def _make_data(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from airflow_ml_provider.hooks.dataset import DatasetError
     from airflow_ml_provider.tools.scaffold import init_city
-    from airflow_ml_provider.tools.table_inference import InitError
+    from airflow_ml_provider.tools.table_inference import Choices, InitError
 
     command = " ".join(["airflow-ml", *sys.argv[1:]]) if sys.argv[1:2] == ["init"] else f"airflow-ml init {args.city}"
     try:
-        config_path, loader_path, plan = init_city(
-            args.city,
-            args.data,
-            args.target,
-            task=args.task,
-            timestamp=args.timestamp,
-            approver=args.approver,
-            directory=args.config_dir,
-            command=command,
-        )
+        choices = Choices(args.city, args.data, args.target, args.task, args.timestamp, args.approver)
+        config_path, loader_path, plan = init_city(choices, directory=args.config_dir, command=command)
     except (InitError, DatasetError) as exc:
         print(f"airflow-ml init: {exc}")
         return 1
@@ -141,9 +133,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from airflow_ml_provider.config import ConfigError, load_city_config
-    from airflow_ml_provider.core.ledger import ROLLBACK
-    from airflow_ml_provider.core.registry import MODEL_SHA_TAG, RollbackRefused
-    from airflow_ml_provider.hooks.ledger import record
+    from airflow_ml_provider.core.registry import RollbackRefused
+    from airflow_ml_provider.hooks.ledger import roll_back
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
     try:
@@ -152,29 +143,13 @@ def _rollback(args: argparse.Namespace) -> int:
         print(exc)
         return 1
     _use_embedded_store_if_unconfigured()
-    hook = MlflowHook()
     try:
-        plan = hook.rollback(
-            config.model_name,
-            to_version=args.to_version,
-            decided_by=args.by,
-            reason=args.reason,
-            force=args.force,
-            approvers=config.approval.approvers,
+        plan = roll_back(
+            config, MlflowHook(), to_version=args.to_version, who=args.by, why=args.reason, force=args.force
         )
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")
         return 1
-    record(
-        config,
-        ROLLBACK,
-        version=plan.to_version,
-        from_version=plan.from_version,
-        to_version=plan.to_version,
-        who=args.by,
-        why=args.reason,
-        model_sha256=hook.get_version(plan.model_name, plan.to_version).tags.get(MODEL_SHA_TAG),
-    )
     print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} (by {args.by}: {args.reason})")
     return 0
 

@@ -19,6 +19,7 @@ from airflow_ml_provider.tools.lint import LOADER_TEMPLATE
 from airflow_ml_provider.tools.table_inference import (
     RANGE_MARGIN,
     RANGE_QUANTILES,
+    Choices,
     InitError,
     Plan,
     plan_city,
@@ -245,17 +246,10 @@ def validate_rendered(city: str, text: str, defaults: dict[str, Any]) -> CityCon
 
 
 def init_city(
-    city: str,
-    data_uri: str,
-    target: str,
-    *,
-    task: str | None = None,
-    timestamp: str | None = None,
-    approver: str | None = None,
-    directory: Path | None = None,
-    command: str = "airflow-ml init",
+    choices: Choices, *, directory: Path | None = None, command: str = "airflow-ml init"
 ) -> tuple[Path, Path, Plan]:
     """Write ``<directory>/<city>.yaml`` and its loader ``<directory>/../<city>.py``; refuse to overwrite either."""
+    city = choices.city
     directory = directory or config_dir()
     config_path, loader_path = directory / f"{city}.yaml", directory.parent / f"{city}.py"
     for path in (config_path, loader_path):
@@ -264,17 +258,8 @@ def init_city(
     if not directory.is_dir():
         raise InitError(f"{directory}: no such config folder; run from the project root or set AIRFLOW_ML_CONFIG_DIR")
     defaults = load_defaults(directory)
-    frame = read_table(data_uri, (defaults.get("data") or {}).get("aws_conn_id", "aws_default"))
-    plan = plan_city(
-        frame,
-        city=city,
-        data_uri=data_uri,
-        target=target,
-        defaults=defaults,
-        task=task,
-        timestamp=timestamp,
-        approver=approver,
-    )
+    frame = read_table(choices.data_uri, (defaults.get("data") or {}).get("aws_conn_id", "aws_default"))
+    plan = plan_city(frame, choices, defaults)
     text = render(plan, defaults, command)
     validate_rendered(city, text, defaults)
     config_path.write_text(text)

@@ -67,6 +67,18 @@ class Plan:
         return [c for c in self.columns if c.role == role]
 
 
+@dataclass(frozen=True)
+class Choices:
+    """What ``airflow-ml init`` was told: the city, its table and target, and the choices it may otherwise make."""
+
+    city: str
+    data_uri: str
+    target: str
+    task: str | None  # None: inferred, as the timestamp column and the approver
+    timestamp: str | None
+    approver: str | None
+
+
 def data_end(last: datetime) -> datetime:
     """The window end that includes the table's last row: midnight (UTC) after its last timestamp.
 
@@ -99,19 +111,11 @@ def timestamps(values: pd.Series) -> pd.Series | None:
     return parsed if parsed.notna().sum() == len(present) else None
 
 
-def plan_city(
-    frame: pd.DataFrame,
-    *,
-    city: str,
-    data_uri: str,
-    target: str,
-    defaults: dict[str, Any],
-    task: str | None = None,
-    timestamp: str | None = None,
-    approver: str | None = None,
-) -> Plan:
+def plan_city(frame: pd.DataFrame, choices: Choices, defaults: dict[str, Any]) -> Plan:
     """Decide the config for ``frame``; raises InitError naming what to pass when a choice cannot be made."""
     import numpy as np
+
+    city, data_uri, target, approver = choices.city, choices.data_uri, choices.target, choices.approver
 
     if not re.fullmatch(CITY_NAME_PATTERN, city):
         raise InitError(f"city name {city!r} must match {CITY_NAME_PATTERN} (lowercase letters, digits, _)")
@@ -120,11 +124,11 @@ def plan_city(
         raise InitError(f"--target {target!r} is not a column of {data_uri}; its columns are [{shown}]")
     if len(frame) == 0:
         raise InitError(f"{data_uri} has no rows")
-    task = task or _task_of(frame[target], target)
+    task = choices.task or _task_of(frame[target], target)
     skew = 0.0
     _check_target(frame[target], target, task)
 
-    ts_column = timestamp or _timestamp_column(frame, target, data_uri)
+    ts_column = choices.timestamp or _timestamp_column(frame, target, data_uri)
     if ts_column not in frame.columns:
         raise InitError(f"--timestamp {ts_column!r} is not a column of {data_uri}; its columns are [{shown}]")
     times = timestamps(frame[ts_column])

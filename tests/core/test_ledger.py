@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml_provider.core import ledger
-from airflow_ml_provider.core.ledger import Ledger, LedgerError, champion_at, champion_mismatch, verify
+from airflow_ml_provider.core.ledger import Ledger, LedgerError, Move, champion_at, champion_mismatch, verify
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -27,18 +27,20 @@ def _history(book: Ledger) -> None:
         ("rollback", "1", "3", "1", "oncall", "incident 42", 15),
     ]:
         book.append(
-            kind=kind,
-            model_name="eta_berlin",
-            version=version,
-            from_version=before,
-            to_version=after,
-            who=who,
-            why=why,
+            Move(
+                kind=kind,
+                model_name="eta_berlin",
+                version=version,
+                from_version=before,
+                to_version=after,
+                who=who,
+                why=why,
+                report_sha256="r" * 64,
+                model_sha256="m" * 64,
+                dag_id="retrain_berlin",
+                dag_run_id=f"scheduled__{day}",
+            ),
             at=T0 + timedelta(days=day),
-            report_sha256="r" * 64,
-            model_sha256="m" * 64,
-            dag_id="retrain_berlin",
-            dag_run_id=f"scheduled__{day}",
         )
 
 
@@ -91,7 +93,9 @@ def test_a_broken_chain_is_not_extended(book: Ledger, tmp_path: Path) -> None:
     _history(book)
     (tmp_path / "runs" / "berlin" / "_ledger" / "0000000002.json").unlink()
     with pytest.raises(LedgerError, match="ledger of berlin is broken, nothing appended"):
-        book.append(kind="promote", model_name="m", version="5", from_version="1", to_version="5", who="x", why="y")
+        book.append(
+            Move(kind="promote", model_name="m", version="5", from_version="1", to_version="5", who="x", why="y")
+        )
     assert len(book.read()) == 3
 
 
@@ -103,13 +107,15 @@ def test_racing_writers_never_fork_the_chain(book: Ledger, tmp_path: Path) -> No
     def writer(n: int) -> None:
         start.wait()
         Ledger(DatasetHook(), str(tmp_path / "runs"), "berlin").append(
-            kind="promote",
-            model_name="m",
-            version=str(n),
-            from_version=None,
-            to_version=str(n),
-            who=f"w{n}",
-            why="race",
+            Move(
+                kind="promote",
+                model_name="m",
+                version=str(n),
+                from_version=None,
+                to_version=str(n),
+                who=f"w{n}",
+                why="race",
+            )
         )
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]

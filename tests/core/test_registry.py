@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered, Trained
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Promoted, Registered, Trained
 
 A, B = "a" * 64, "b" * 64
 REPORT = "r" * 64
@@ -37,7 +37,7 @@ APPROVAL = Decision(
     decided_at=AT,
 )
 RECORDED = {
-    **registry.recorded(APPROVAL),
+    **registry.recorded(APPROVAL, {}),
     registry.MODEL_SHA_TAG: A,
     registry.MODEL_ARTIFACT_SHA_TAG: ARTIFACT,
 }
@@ -88,6 +88,15 @@ def test_a_reused_blocked_version_is_unblocked_only_when_it_now_asks() -> None:
         registry.DECISION_TAG,
     )
     assert registry.plan_registration(A, needs_approval=False, run_versions=earlier).clear_tags == ()
+
+
+def test_a_reused_approved_version_keeps_its_approval_record() -> None:
+    """A rerun with the same bits writes its evidence on the version, but not over the approval's report, and a
+    guardrail block of the rerun does not replace the approval."""
+    earlier = {"3": {registry.MODEL_SHA_TAG: A, **registry.recorded(APPROVAL, {})}}
+    for needs_approval in (True, False):
+        plan = registry.plan_registration(A, needs_approval=needs_approval, run_versions=earlier)
+        assert plan == registry.Registration(reuse="3", supersede=(), clear_tags=(), keep_tags=registry.APPROVAL_RECORD)
 
 
 def test_superseding_keeps_a_persons_rejection_on_record() -> None:
@@ -158,10 +167,22 @@ def test_approving_a_failed_candidate_without_a_reason_is_recorded_as_a_rejectio
 def test_a_decision_names_the_version_and_its_bits() -> None:
     decision = _decide("pass", ["Approve"], {"id": "berlin_ops"}, "ok")
     assert (decision.version, decision.model_sha256, decision.report_sha256) == ("3", A, REPORT)
-    assert registry.recorded(decision)[registry.DECISION_TAG] == registry.APPROVED
-    assert registry.recorded(dataclasses.replace(decision, answer=registry.REJECT_ANSWER))[registry.DECISION_TAG] == (
-        registry.REJECTED
-    )
+    assert registry.recorded(decision, {})[registry.DECISION_TAG] == registry.APPROVED
+    rejection = dataclasses.replace(decision, answer=registry.REJECT_ANSWER)
+    assert registry.recorded(rejection, {})[registry.DECISION_TAG] == registry.REJECTED
+
+
+def test_an_approval_stands_against_a_later_rejection_of_the_same_bits() -> None:
+    """A rerun reused an approved version and asked again: a rejection or a timeout writes nothing over the approval
+    (it may be what put the bits live); a new approval replaces it, and so does any answer on a rejected version."""
+    rejection = dataclasses.replace(APPROVAL, answer=registry.REJECT_ANSWER, decided_by="ops_lead", decided_at="later")
+    timeout = dataclasses.replace(rejection, decided_by=registry.TIMEOUT_DECIDER)
+    assert registry.recorded(rejection, RECORDED) == {} and registry.recorded(timeout, RECORDED) == {}
+    again = dataclasses.replace(APPROVAL, decided_by="ops_lead", decided_at="later", report_sha256=B)
+    assert registry.recorded(again, RECORDED)[registry.DECIDED_AT_TAG] == "later"
+    assert registry.recorded(again, RECORDED)[registry.REPORT_SHA_TAG] == B
+    rejected = {**RECORDED, registry.DECISION_TAG: registry.REJECTED}
+    assert registry.recorded(timeout, rejected)[registry.DECIDED_BY_TAG] == registry.TIMEOUT_DECIDER
 
 
 # ----- promote ----------------------------------------------------------------------------------------------------
@@ -219,13 +240,24 @@ def test_promotion_is_refused_unless_every_check_holds(
         _check(decision, tags, artifact)
 
 
+def _promote(champion_version: str | None, current_champion: str | None) -> Promoted:
+    registered = dataclasses.replace(REGISTERED, champion_version=champion_version)
+    return registry.plan_promotion(registered, APPROVAL, current_champion=current_champion)
+
+
 def test_first_promotion_has_no_previous_champion() -> None:
-    plan = registry.plan_promotion("eta_berlin", "1", expected_champion=None, current_champion=None)
-    assert plan == registry.Promotion("eta_berlin", "1", previous_champion=None, already_done=False)
+    assert _promote(None, None) == Promoted(
+        model_name="eta_berlin",
+        champion="3",
+        previous_champion=None,
+        approved_by="berlin_ops",
+        model_sha256=A,
+        already_done=False,
+    )
 
 
 def test_promotion_keeps_the_old_champion_as_previous() -> None:
-    plan = registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="2")
+    plan = _promote("2", "2")
     assert plan.previous_champion == "2" and not plan.already_done
 
 
@@ -233,11 +265,11 @@ def test_stale_champion_refuses_promotion() -> None:
     with pytest.raises(
         registry.StaleChampionError, match="champion of eta_berlin moved from v2 to v4 since evaluation"
     ):
-        registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="4")
+        _promote("2", "4")
 
 
 def test_retried_promotion_is_a_no_op() -> None:
-    assert registry.plan_promotion("eta_berlin", "3", expected_champion="2", current_champion="3").already_done
+    assert _promote("2", "3").already_done
 
 
 # ----- rollback ---------------------------------------------------------------------------------------------------

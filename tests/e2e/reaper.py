@@ -11,40 +11,14 @@ Usage: python reaper.py ROOT ARTIFACTS  (session ids on stdin, one a line)
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 
+from airflow_ml_provider.tools.standalone import stop_sessions
+
 GRACE_SECONDS = 15.0
-
-
-def session_members(sid: int) -> list[int]:
-    """Every live process of a session (Airflow runs each task in a process group of its own, same session)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-                members.append(int(stat.parent.name))
-    return members
-
-
-def kill_sessions(sids: set[int], grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM every process group of the sessions, then SIGKILL whatever is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        for sid in sids:
-            for pid in session_members(sid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(os.getpgid(pid), sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(session_members(sid) for sid in sids):
-            time.sleep(0.2)
-        if not any(session_members(sid) for sid in sids):
-            return
 
 
 def keep_logs(root: Path, artifacts: Path) -> None:
@@ -64,7 +38,7 @@ def main() -> None:
     for line in sys.stdin:  # until the test process closes the pipe or dies
         if line.strip().isdigit():
             sids.add(int(line))
-    kill_sessions(sids)
+    stop_sessions(sorted(sids), grace=GRACE_SECONDS)  # what `airflow-ml standalone` does on Ctrl-C
     keep_logs(root, artifacts)
     shutil.rmtree(root, ignore_errors=True)
 

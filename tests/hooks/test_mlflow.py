@@ -43,14 +43,23 @@ def _bits(frame: Any, minutes_per_km: float) -> bytes:
     return pickle.dumps(LinearRegression().fit(frame, [60.0 * minutes_per_km * k for k in (1, 2, 3, 4)]))
 
 
-def _register(hook: Any, frame: Any, dag_run_id: str, bits: bytes, *, needs_approval: bool = True) -> tuple[Any, bool]:
-    run_id = hook.dag_run_run_id(MODEL, "retrain_testcity", dag_run_id, {"city": "testcity"})
+def _register(
+    hook: Any,
+    frame: Any,
+    dag_run_id: str,
+    bits: bytes,
+    *,
+    needs_approval: bool = True,
+    model: str = MODEL,
+    report: str = REPORT,
+) -> tuple[Any, bool]:
+    run_id = hook.dag_run_run_id(model, "retrain_testcity", dag_run_id, {"city": "testcity"})
     return hook.register_candidate(
-        model_name=MODEL,
+        model_name=model,
         run_id=run_id,
         model=pickle.loads(bits),
         input_example=frame,
-        tags={"city": "testcity", registry.MODEL_SHA_TAG: _sha(bits), registry.REPORT_SHA_TAG: REPORT},
+        tags={"city": "testcity", registry.MODEL_SHA_TAG: _sha(bits), registry.REPORT_SHA_TAG: report},
         dag_run_id=dag_run_id,
         needs_approval=needs_approval,
     )
@@ -60,13 +69,13 @@ def _sha(bits: bytes) -> str:
     return hashlib.sha256(bits).hexdigest()
 
 
-def _registered(version: Any, *, champion: str | None) -> Registered:
+def _registered(version: Any, *, champion: str | None, report: str = REPORT) -> Registered:
     return Registered(
-        model_name=MODEL,
+        model_name=version.name,
         version=version.version,
         mlflow_run_id=version.run_id,
         model_sha256=version.tags[registry.MODEL_SHA_TAG],
-        report_sha256=REPORT,
+        report_sha256=report,
         verdict="pass",
         needs_approval=True,
         champion_version=champion,
@@ -199,6 +208,40 @@ def test_cli_rollback_and_status(hook: Any, tmp_path: Any, capsys: pytest.Captur
     line = next(row for row in out.splitlines() if row.startswith("testcity"))
     assert "eta_testcity" in line and " v3 " in line and "ops" in line
     assert any(row.startswith("warsaw") and " none " in row for row in out.splitlines())  # never trained here
+
+
+def test_a_rerun_that_reuses_an_approved_version_does_not_undo_its_approval(hook: Any, frame: Any) -> None:
+    """A cleared DAG run that trains the same bits again reuses its champion's version and asks again. A rejection
+    or a timeout of that second request, or a guardrail block, leaves the approval that put the bits live on the
+    version, with the report its approver read (audit and rollback rely on it); challenger goes. A new approval
+    replaces the old one."""
+    model, bits, rerun_report = "eta_rerun", _bits(frame, 1.25), "s" * 64
+    first, _ = _register(hook, frame, "run_r", bits, model=model)
+    registered = _registered(first, champion=None)
+    hook.promote(registered, _decide(hook, registered, "Approve", by="ops"), approvers=["ops"])
+    approval = {k: v for k, v in hook.get_version(model, first.version).tags.items() if k in registry.APPROVAL_RECORD}
+    assert approval[registry.DECISION_TAG] == registry.APPROVED
+
+    for answer, by in (("Reject", "ops"), ("Reject", registry.TIMEOUT_DECIDER)):
+        again, reused = _register(hook, frame, "run_r", bits, model=model, report=rerun_report)
+        assert (again.version, reused) == (first.version, True)
+        assert hook.version_by_alias(model, registry.CHALLENGER).version == first.version
+        rerun = _registered(again, champion=first.version, report=rerun_report)
+        _decide(hook, rerun, answer, by=by, at="2026-06-02T10:00:00")
+        tags = hook.get_version(model, first.version).tags
+        assert {k: v for k, v in tags.items() if k in registry.APPROVAL_RECORD} == approval, by
+        assert hook.version_by_alias(model, registry.CHALLENGER) is None
+        assert hook.version_by_alias(model, registry.CHAMPION).version == first.version
+
+    blocked, _ = _register(hook, frame, "run_r", bits, model=model, report=rerun_report, needs_approval=False)
+    assert {k: v for k, v in blocked.tags.items() if k in registry.APPROVAL_RECORD} == approval
+
+    _register(hook, frame, "run_r", bits, model=model, report=rerun_report)
+    rerun = _registered(blocked, champion=first.version, report=rerun_report)
+    decision = _decide(hook, rerun, "Approve", by="ops", at="2026-06-03T10:00:00")
+    tags = hook.get_version(model, first.version).tags
+    assert (tags[registry.DECIDED_AT_TAG], tags[registry.REPORT_SHA_TAG]) == ("2026-06-03T10:00:00", rerun_report)
+    assert hook.promote(rerun, decision, approvers=["ops"]).already_done
 
 
 # ----- an outage is an error Airflow retries, never "absent" ---------------------------------------------------------

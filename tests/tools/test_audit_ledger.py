@@ -8,7 +8,7 @@ from pathlib import Path
 
 from airflow_ml_provider.config import load_city_config
 from airflow_ml_provider.core import ledger
-from airflow_ml_provider.core.ledger import Ledger
+from airflow_ml_provider.core.ledger import Ledger, Move
 from airflow_ml_provider.hooks.dataset import DatasetHook
 from airflow_ml_provider.tools.audit import CityRegistry, check_promotion_ledger
 
@@ -29,8 +29,10 @@ def test_ledger_check(tmp_path: Path) -> None:
     assert list(check_promotion_ledger(_city(book, "3"))) == []  # nothing recorded yet: nothing to compare
     for version, before in (("1", None), ("2", "1")):
         book.append(
-            kind="promote", model_name="eta_berlin", version=version, from_version=before, to_version=version,
-            who="berlin_ops", why="weekly",
+            Move(
+                kind="promote", model_name="eta_berlin", version=version, from_version=before, to_version=version,
+                who="berlin_ops", why="weekly",
+            )
         )  # fmt: skip
     assert list(check_promotion_ledger(_city(book, "2"))) == []
 

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_ml_provider.config import load_city_config
 from airflow_ml_provider.core import ledger
+from airflow_ml_provider.core.ledger import Move
 from airflow_ml_provider.hooks.ledger import city_ledger
 from airflow_ml_provider.tools.cli import main
 
@@ -31,16 +32,18 @@ def lisbon_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     book = city_ledger(load_city_config("lisbon", configs))
     for version, before, who, why, day in [("1", None, "lisbon_ops", "first model", 0), ("2", "1", "ops_lead", "", 5)]:
         book.append(
-            kind="promote",
-            model_name="eta_lisbon",
-            version=version,
-            from_version=before,
-            to_version=version,
-            who=who,
-            why=why,
+            Move(
+                kind="promote",
+                model_name="eta_lisbon",
+                version=version,
+                from_version=before,
+                to_version=version,
+                who=who,
+                why=why,
+                dag_id="retrain_lisbon",
+                dag_run_id=f"manual__{day}",
+            ),
             at=T0 + timedelta(days=day),
-            dag_id="retrain_lisbon",
-            dag_run_id=f"manual__{day}",
         )
     return configs
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import yaml
 from airflow_ml_provider.config import load_city_config, load_defaults
 from airflow_ml_provider.tools.cli import main
 from airflow_ml_provider.tools.scaffold import render
-from airflow_ml_provider.tools.table_inference import InitError, plan_city
+from airflow_ml_provider.tools.table_inference import Choices, InitError, plan_city
 
 PROJECT = Path(__file__).resolve().parents[2]
 DEFAULTS = load_defaults(PROJECT / "dags" / "configs")
@@ -40,9 +41,17 @@ def orders(rows: int = 6000, days: int = 60, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def plan(frame: pd.DataFrame, **kwargs: object) -> object:
-    arguments = {"city": "shop", "data_uri": "orders.csv", "target": "returned", "defaults": DEFAULTS, **kwargs}
-    return plan_city(frame, **arguments)
+def plan(frame: pd.DataFrame, **kwargs: Any) -> Any:
+    choices = {
+        "city": "shop",
+        "data_uri": "orders.csv",
+        "target": "returned",
+        "task": None,
+        "timestamp": None,
+        "approver": None,
+    }
+    choices.update(kwargs)
+    return plan_city(frame, Choices(**choices), DEFAULTS)
 
 
 def test_roles_come_from_types_and_cardinality() -> None:
