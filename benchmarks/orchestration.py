@@ -110,55 +110,68 @@ def prepare(root: Path, cities: list[str], days: int, api_port: int, executor: s
 # ----- (a) one process -----------------------------------------------------------------------------------------------
 
 
-def in_process(city: str) -> dict[str, Any]:
-    """Runs in its own fresh process: the city's steps called one after the other; seconds per step."""
-    from airflow.sdk.definitions.param import process_params
-    from airflow.sdk.definitions.xcom_arg import XComArg
+class StepRunner:
+    """A city's steps called like Airflow calls them, without Airflow around them: upstream results from memory,
+    XCom pushes kept in memory, the context fields the steps read."""
 
-    from airflow_ml_provider.factory import city_dags
+    def __init__(self, city: str, run_id: str | None = None, results: dict[str, Any] | None = None) -> None:
+        from airflow_ml_provider.factory import city_dags
 
-    dag = city_dags(str(Path("dags") / f"{city}.py"))[f"retrain_{city}"]
-    now = datetime.now(timezone.utc)
-    run_id = f"in_process__{now:%Y%m%dT%H%M%S}"
-    results: dict[str, Any] = {}
-    pushed: dict[tuple[str, str], Any] = {}
+        self.dag = city_dags(str(Path("dags") / f"{city}.py"))[f"retrain_{city}"]
+        self.now = datetime.now(timezone.utc)
+        self.run_id = run_id or f"in_process__{self.now:%Y%m%dT%H%M%S}"
+        self.results: dict[str, Any] = dict(results or {})
+        self.pushed: dict[tuple[str, str], Any] = {}
 
-    class TaskInstance:  # what the steps use of Airflow's: XCom by key, the attempt number
-        try_number = 1
+    def context(self, task_id: str) -> dict[str, Any]:
+        from airflow.sdk.definitions.param import process_params
+        from airflow.sdk.definitions.xcom_arg import XComArg
 
-        def __init__(self, task_id: str) -> None:
-            self.task_id = task_id
-
-        def xcom_push(self, key: str, value: Any) -> None:
-            pushed[(self.task_id, key)] = value
-
-        def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-            return results.get(task_ids) if key == "return_value" else pushed.get((task_ids, key))
-
-    class DagRun:
-        run_after = now
-        bundle_version = None
-
-    seconds: dict[str, float] = {}
-    for task_id in STEPS:
-        task = dag.get_task(task_id)
+        task = self.dag.get_task(task_id)
         for field in task.template_fields:  # upstream outputs instead of XCom: the previous steps' return values
             value = getattr(task, field)
             if isinstance(value, XComArg):
-                setattr(task, field, results[value.operator.task_id])
-        context = {
-            "dag": dag,
+                setattr(task, field, self.results[value.operator.task_id])
+        runner, now = self, self.now
+
+        class TaskInstance:  # what the steps use of Airflow's: XCom by key, the attempt number
+            try_number = 1
+
+            def __init__(self, task_id: str) -> None:
+                self.task_id = task_id
+
+            def xcom_push(self, key: str, value: Any) -> None:
+                runner.pushed[(self.task_id, key)] = value
+
+            def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+                return runner.results.get(task_ids) if key == "return_value" else runner.pushed.get((task_ids, key))
+
+        class DagRun:
+            run_after = now
+            bundle_version = None
+
+        return {
+            "dag": self.dag,
             "task": task,
-            "run_id": run_id,
+            "run_id": self.run_id,
             "logical_date": now,
             "dag_run": DagRun(),
             "ti": TaskInstance(task_id),
-            "params": process_params(dag, task, {}, suppress_exception=False),
+            "params": process_params(self.dag, task, {}, suppress_exception=False),
         }
+
+    def run(self, task_id: str) -> float:
+        """Call the step's ``execute``; the seconds it took (its result is kept for the next steps)."""
+        context = self.context(task_id)
         started = time.perf_counter()
-        results[task_id] = task.execute(context)
-        seconds[task_id] = time.perf_counter() - started
-    return seconds
+        self.results[task_id] = context["task"].execute(context)
+        return time.perf_counter() - started
+
+
+def in_process(city: str) -> dict[str, float]:
+    """Runs in its own fresh process: the city's steps called one after the other; seconds per step."""
+    runner = StepRunner(city)
+    return {task_id: runner.run(task_id) for task_id in STEPS}
 
 
 def run_in_process(city: str) -> dict[str, float]:

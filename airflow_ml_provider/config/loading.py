@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import os
 import re
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -118,41 +119,72 @@ def _default_model_name(defaults: dict[str, Any]) -> str:
     return name if isinstance(name, str) else RegistryConfig.model_fields["model_name"].default
 
 
-# path -> (mtime_ns, size, bytes): a city file's text, read once per process while it is unchanged
-_TEXT_CACHE: dict[str, tuple[int, int, bytes]] = {}
+class _CityFile(NamedTuple):
+    path: str
+    stamp: tuple[int, int]  # mtime_ns, size
+    text: bytes
 
 
-def _city_file_texts(directory: Path) -> dict[str, bytes]:
-    """The raw bytes of every ``<city>.yaml`` in the folder, by city; a file that cannot be read is left out."""
-    texts: dict[str, bytes] = {}
+# path -> the file as last read: a city file's bytes, read once per process while it is unchanged
+_TEXT_CACHE: dict[str, _CityFile] = {}
+# path -> (stamp, name): the registry.model_name a city file sets, parsed once per process while it is unchanged
+_NAME_CACHE: dict[str, tuple[tuple[int, int], str | None]] = {}
+# folder -> (its file names, when its files were last stat'ed, the city files): see _city_files
+_FOLDER_CACHE: dict[str, tuple[frozenset[str], float, dict[str, _CityFile]]] = {}
+# How long a process trusts its last look at a folder's city files while no file was added, removed or renamed.
+FOLDER_RECHECK_SECONDS = 1.0
+
+
+def _city_files(directory: Path) -> dict[str, _CityFile]:
+    """Every ``<city>.yaml`` in the folder with its raw bytes, by city; a file that cannot be read is left out.
+
+    A process loading every city of a folder (a DagBag fill, lint) would otherwise stat every file for every city:
+    quadratic, seconds at a thousand cities. Files added, removed or renamed are seen at once (the folder is listed
+    on every call); a file rewritten in place is seen within ``FOLDER_RECHECK_SECONDS``. The DAG processor and task
+    processes load one city per process and always look afresh.
+    """
+    key = str(directory)
     try:
-        entries = list(os.scandir(directory))
+        names = frozenset(os.listdir(directory))
     except OSError:
-        return texts
-    for entry in entries:
-        if not entry.name.endswith(".yaml") or entry.name.startswith("_"):
+        return {}
+    now = time.monotonic()
+    cached_folder = _FOLDER_CACHE.get(key)
+    if cached_folder is not None and cached_folder[0] == names and now - cached_folder[1] < FOLDER_RECHECK_SECONDS:
+        return cached_folder[2]
+    files: dict[str, _CityFile] = {}
+    for name in names:
+        if not name.endswith(".yaml") or name.startswith("_"):
             continue
+        path = os.path.join(directory, name)
         try:
-            stat = entry.stat()
-            cached = _TEXT_CACHE.get(entry.path)
-            if cached is None or cached[:2] != (stat.st_mtime_ns, stat.st_size):
-                with open(entry.path, "rb") as handle:
-                    cached = (stat.st_mtime_ns, stat.st_size, handle.read())
-                _TEXT_CACHE[entry.path] = cached
+            stat = os.stat(path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            cached = _TEXT_CACHE.get(path)
+            if cached is None or cached.stamp != stamp:
+                with open(path, "rb") as handle:
+                    cached = _CityFile(path, stamp, handle.read())
+                _TEXT_CACHE[path] = cached
         except OSError:
             continue
-        texts[entry.name[: -len(".yaml")]] = cached[2]
-    return texts
+        files[name[: -len(".yaml")]] = cached
+    _FOLDER_CACHE[key] = (names, now, files)
+    return files
 
 
-def _explicit_model_name(path: Path) -> str | None:
+def _explicit_model_name(file: _CityFile) -> str | None:
     """``registry.model_name`` as the file itself sets it, or None (not set, not valid, or the file is broken)."""
+    cached = _NAME_CACHE.get(file.path)
+    if cached is not None and cached[0] == file.stamp:
+        return cached[1]
     try:
-        registry = _read_yaml(path).get("registry")
+        registry = _read_yaml(Path(file.path)).get("registry")
     except ConfigError:  # that city's own parse reports it
-        return None
+        registry = None
     name = registry.get("model_name") if isinstance(registry, dict) else None
-    return name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
+    name = name if isinstance(name, str) and re.fullmatch(MODEL_NAME_PATTERN, name) else None
+    _NAME_CACHE[file.path] = (file.stamp, name)
+    return name
 
 
 def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str, Any]) -> list[str]:
@@ -160,39 +192,50 @@ def model_name_problems(config: CityConfig, directory: Path, defaults: dict[str,
 
     A name belongs to the city that the default ``registry.model_name`` gives it to: a file that takes another
     city's name is refused and the owner keeps building. Two files that set the same other name are both refused.
-    Cheap enough for every DAG-file parse: the other files are read as bytes, and only one that mentions
-    ``model_name`` and could resolve to this name (it spells it, or uses ``{city}``) is parsed as YAML.
+    Cheap enough for every DAG-file parse: a city on a default name with ``{city}`` (the usual case) looks at no
+    other file; otherwise the other files are read as bytes (once per process while unchanged), and only one that
+    could resolve to this name is parsed as YAML (once per process while unchanged).
     """
     filename = f"{config.city}.yaml"
     name = config.model_name
     default_name = _default_model_name(defaults)
     mine = name == default_name.replace("{city}", config.city)
-    problems = []
-    for other, text in sorted(_city_file_texts(directory).items()):
+    if mine and "{city}" in default_name:
+        # The default gives each city a name no other city's default gives, and a city on its own default name owns
+        # it: another file that takes the name is refused in that file's own parse.
+        return []
+    problems: list[tuple[str, str]] = []
+    encoded = name.encode()
+    for other, file in _city_files(directory).items():
         theirs = default_name.replace("{city}", other) == name
         if other == config.city or (mine and not theirs):
             continue  # with its own default name this city can only clash with the name's owner
         explicit = None
-        if b"model_name" in text and (theirs or name.encode() in text or b"{city}" in text):
-            explicit = _explicit_model_name(directory / f"{other}.yaml")
+        # A name with {city} resolves to a string holding the city's name: only a file that spells this name, or
+        # whose city's name is part of it, can resolve to it.
+        if b"model_name" in file.text and (
+            theirs or encoded in file.text or (b"{city}" in file.text and other in name)
+        ):
+            explicit = _explicit_model_name(file)
         if (explicit or default_name).replace("{city}", other) != name:
             continue
         if mine:  # both names come from a default without {city}
-            problems.append(
+            problem = (
                 f"{filename}: registry.model_name: {name!r} (from {DEFAULTS_FILE}) is also the model of {other}.yaml; "
                 f"put {{city}} in the registry.model_name of {DEFAULTS_FILE}"
             )
         elif theirs:
-            problems.append(
+            problem = (
                 f"{filename}: registry.model_name: {name!r} is the model of {other}.yaml (its name by "
                 f"{DEFAULTS_FILE}); a city may only register its own model: choose another name"
             )
         else:
-            problems.append(
+            problem = (
                 f"{filename}: registry.model_name: {name!r} is also set by {other}.yaml; every city needs its own "
                 "model: rename one of them"
             )
-    return problems
+        problems.append((other, problem))
+    return [problem for _, problem in sorted(problems)]
 
 
 def city_names(directory: Path | None = None) -> list[str]:

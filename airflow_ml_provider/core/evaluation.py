@@ -11,6 +11,16 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.guardrails import EvaluationReport
 
 
+def evaluation_columns(config: CityConfig) -> list[str]:
+    """The eval rows' columns scoring reads: the features, the target, the slices' columns and a baseline column."""
+    columns = [*config.features.all, config.target]
+    for spec in config.evaluation.slices:
+        columns.extend(spec.referenced_columns)
+    if config.evaluation.baseline.column:
+        columns.append(config.evaluation.baseline.column)
+    return list(dict.fromkeys(columns))
+
+
 def score_candidate(
     config: CityConfig,
     train: pd.DataFrame,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 from airflow_ml_provider.core.storage import sha256_hex
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from airflow_ml_provider.core.windows import Windows
 
 
 class SnapshotIntegrityError(ValueError):
@@ -21,20 +24,52 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
-    # Statistics would only help readers that filter row groups; later steps read the whole snapshot.
+    # Statistics would only let readers skip row groups; the steps filter rows within the one row group a snapshot
+    # of less than a million rows is.
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, buffer, compression="snappy", write_statistics=False)
     return buffer.getvalue()
 
 
-def from_parquet_bytes(data: bytes, expected_sha256: str, uri: str) -> pd.DataFrame:
-    """The snapshot as a frame, only if its sha256 is the one recorded when it was validated."""
-    import pandas as pd
-
+def verified(data: bytes, expected_sha256: str, uri: str) -> bytes:
+    """``data``, only if its sha256 is the one recorded when it was validated."""
     actual = sha256_hex(data)
     if actual != expected_sha256:
         raise SnapshotIntegrityError(
             f"{uri}: sha256 is {actual} but validate_data recorded {expected_sha256}; refusing to train on data "
             "that was not validated. The snapshot changed after validation: clear validate_data to validate again."
         )
-    return pd.read_parquet(io.BytesIO(data))
+    return data
+
+
+def from_parquet_bytes(data: bytes, expected_sha256: str, uri: str) -> pd.DataFrame:
+    """The whole snapshot as a frame, only if its sha256 is the one recorded when it was validated."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(verified(data, expected_sha256, uri)))
+
+
+def window_rows(
+    data: bytes,
+    windows: Windows,
+    timestamp_column: str,
+    window: Literal["train", "eval"],
+    columns: Sequence[str] | None,
+) -> pd.DataFrame:
+    """The snapshot's rows of one window, train (before ``eval_start``) or eval (from it on), with only ``columns``
+    (every column when None; no rows and no columns when empty). The steps each use a part of the snapshot: Parquet
+    decodes only those columns and hands pandas only those rows (turning text into Python strings is most of a
+    read)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if columns is not None:
+        if not columns:
+            return pd.DataFrame()
+        # A column the snapshot lacks (a config edited after validation) is left to the step's own message about it.
+        present = set(pq.read_schema(io.BytesIO(data)).names)
+        columns = [column for column in dict.fromkeys(columns) if column in present]
+    operator = "<" if window == "train" else ">="
+    return pd.read_parquet(
+        io.BytesIO(data), columns=columns, filters=[(timestamp_column, operator, windows.eval_start)]
+    )

@@ -76,6 +76,11 @@ def feature_frame(config: CityConfig, frame: pd.DataFrame) -> pd.DataFrame:
     return features
 
 
+def training_columns(config: CityConfig) -> list[str]:
+    """The columns fitting reads: the features and the target."""
+    return [*config.features.all, config.target]
+
+
 def fit(config: CityConfig, train: pd.DataFrame, params: dict[str, Any]) -> Pipeline:
     pipeline = build_pipeline(config, params)
     pipeline.fit(feature_frame(config, train), train[config.target])

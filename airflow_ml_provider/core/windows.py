@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,8 +29,3 @@ class Windows:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Windows:
         return cls(**{k: datetime.fromisoformat(data[k]) for k in ("train_start", "eval_start", "end")})
-
-    def split(self, frame: pd.DataFrame, timestamp_column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The rows before ``eval_start`` (train) and from it on (eval); the snapshot holds only the two windows."""
-        is_eval = frame[timestamp_column] >= self.eval_start
-        return frame[~is_eval].reset_index(drop=True), frame[is_eval].reset_index(drop=True)

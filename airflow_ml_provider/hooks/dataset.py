@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,13 +176,24 @@ class DatasetHook(BaseHook):
         except BotoCoreError as exc:
             raise DatasetError(f"{uri}: cannot read from S3 with connection {self.aws_conn_id!r}: {exc}") from exc
 
-    def read_snapshot_windows(self, validated: Validated, timestamp_column: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The validated snapshot split into train and eval windows; refuses a snapshot whose hash does not match."""
-        from airflow_ml_provider.core.snapshot import from_parquet_bytes
+    def read_snapshot_windows(
+        self,
+        validated: Validated,
+        timestamp_column: str,
+        *,
+        train_columns: Sequence[str] | None = None,
+        eval_columns: Sequence[str] | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The validated snapshot's train and eval rows, each with only the columns a step uses (every column when
+        None; an empty list skips that window); refuses a snapshot whose hash does not match."""
+        from airflow_ml_provider.core.snapshot import verified, window_rows
 
         uri = validated.snapshot_uri
-        frame = from_parquet_bytes(self.read_bytes(uri), validated.snapshot_sha256, uri)
-        return validated.windows.split(frame, timestamp_column)
+        data = verified(self.read_bytes(uri), validated.snapshot_sha256, uri)
+        return (
+            window_rows(data, validated.windows, timestamp_column, "train", train_columns),
+            window_rows(data, validated.windows, timestamp_column, "eval", eval_columns),
+        )
 
     def read_model(self, trained: Trained) -> Any:
         """The candidate pipeline ``train`` wrote, verified against its sha256 before unpickling."""

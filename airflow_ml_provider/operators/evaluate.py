@@ -32,14 +32,20 @@ class EvaluateModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import json
 
-        from airflow_ml_provider.core.evaluation import approval_markdown, score_candidate
+        from airflow_ml_provider.core.evaluation import approval_markdown, evaluation_columns, score_candidate
         from airflow_ml_provider.core.report import render_chart
         from airflow_ml_provider.core.storage import sha256_hex
         from airflow_ml_provider.core.training import feature_frame
 
         validated, trained = handed(Validated, self.validation), handed(Trained, self.training)
         config, storage, hook = self.config, self.storage_hook(), self.mlflow_hook()
-        train, eval_frame = storage.read_snapshot_windows(validated, config.data.timestamp_column)
+        # The train rows feed only the naive baseline (their target's mean or median).
+        train, eval_frame = storage.read_snapshot_windows(
+            validated,
+            config.data.timestamp_column,
+            train_columns=[config.target],
+            eval_columns=evaluation_columns(config),
+        )
         candidate = storage.read_model(trained)
         champion = hook.version_by_alias(config.model_name, CHAMPION)  # an outage raises: never "no champion"
         self.log.info("Comparing with %s", f"v{champion.version} (champion)" if champion else "the naive baseline")

@@ -46,7 +46,10 @@ class RegisterModelOperator(CityOperator):
         except registry.UnevaluatedModel as exc:
             raise AirflowFailException(str(exc)) from None
         storage, hook = self.storage_hook(), self.mlflow_hook()
-        _, eval_frame = storage.read_snapshot_windows(validated, config.data.timestamp_column)
+        # The input example MLflow logs with the model: a few eval rows' features.
+        _, eval_frame = storage.read_snapshot_windows(
+            validated, config.data.timestamp_column, train_columns=[], eval_columns=config.features.all
+        )
         tags = registry.lineage_tags(
             city=config.city,
             package_version=__version__,

@@ -30,12 +30,14 @@ class TrainModelOperator(CityOperator):
         import pickle
 
         from airflow_ml_provider.core.storage import sha256_hex
-        from airflow_ml_provider.core.training import fit, training_params
+        from airflow_ml_provider.core.training import fit, training_columns, training_params
 
         validated = handed(Validated, self.validation)
         settings = self.settings(context)
         storage = self.storage_hook()
-        train, _ = storage.read_snapshot_windows(validated, self.config.data.timestamp_column)
+        train, _ = storage.read_snapshot_windows(
+            validated, self.config.data.timestamp_column, train_columns=training_columns(self.config), eval_columns=[]
+        )
         model = fit(self.config, train, settings.estimator_params)
         payload = pickle.dumps(model)
         model_sha256 = sha256_hex(payload)

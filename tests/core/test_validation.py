@@ -18,7 +18,7 @@ import pytest
 from bad_inputs import CORPUS, DATA_END, EVAL_START
 
 from airflow_ml_provider.config import CityConfig, ExpectationConfig, load_city_config
-from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, from_parquet_bytes, to_parquet_bytes
+from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, from_parquet_bytes, to_parquet_bytes, window_rows
 from airflow_ml_provider.core.storage import sha256_hex
 from airflow_ml_provider.core.validation import ValidationOutcome, expectation_problems, validate
 from airflow_ml_provider.core.windows import Windows
@@ -285,6 +285,28 @@ def test_snapshot_bytes_are_deterministic_and_verified(clean: pd.DataFrame, buil
     assert f"validate_data recorded {sha256_hex(data)}; refusing to train on data that was not validated" in str(
         error.value
     )
+
+
+def test_snapshot_windows_hold_only_the_rows_and_columns_asked_for(clean: pd.DataFrame, builtin: CityConfig) -> None:
+    frame = validate(clean, builtin, WINDOWS).frame
+    data = to_parquet_bytes(frame)
+    is_eval = frame["requested_at"] >= WINDOWS.eval_start
+    assert 0 < is_eval.sum() < len(frame)
+    train = window_rows(data, WINDOWS, "requested_at", "train", None)
+    pd.testing.assert_frame_equal(train, frame[~is_eval].reset_index(drop=True))
+    # A column the snapshot lacks is left out: the step that needs it says so in its own words.
+    evaluation = window_rows(data, WINDOWS, "requested_at", "eval", ["eta_seconds", "district", "eta_seconds", "gone"])
+    pd.testing.assert_frame_equal(evaluation, frame.loc[is_eval, ["eta_seconds", "district"]].reset_index(drop=True))
+    assert window_rows(data, WINDOWS, "requested_at", "train", []).shape == (0, 0)
+
+
+def test_a_row_at_eval_start_is_evaluated_not_trained_on() -> None:
+    at = pd.Timestamp(WINDOWS.eval_start)
+    stamps = [at - pd.Timedelta(microseconds=1), at, at + pd.Timedelta(seconds=1)]
+    frame = pd.DataFrame({"requested_at": pd.to_datetime(stamps, utc=True), "x": [1.0, 2.0, 3.0]})
+    data = to_parquet_bytes(frame)
+    assert window_rows(data, WINDOWS, "requested_at", "train", ["x"])["x"].tolist() == [1.0]
+    assert window_rows(data, WINDOWS, "requested_at", "eval", ["x"])["x"].tolist() == [2.0, 3.0]
 
 
 # --- Great Expectations ----------------------------------------------------------------------------------------------
