@@ -17,32 +17,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CitySettings:
-    """What the fleet needs of a city's YAML."""
-
-    city: str
-    owner: str
-    approvers: tuple[str, ...]  # who answers its approvals
-    model_name: str
-    max_model_age_days: int | None
-
-    @classmethod
-    def of(cls, config: CityConfig) -> CitySettings:
-        return cls(
-            config.city,
-            config.owner,
-            tuple(config.approval.approvers),
-            config.model_name,
-            config.registry.max_model_age_days,
-        )
-
-
-@dataclass(frozen=True)
 class ModelVersion:
     version: str
     created_at: datetime
     aliases: tuple[str, ...]
-    tags: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -95,7 +73,7 @@ STATES = ("pending", "failing", "blocked", "stale", "ok", "new")
 
 
 def build_rows(
-    cities: Iterable[CitySettings],
+    cities: Iterable[CityConfig],
     versions: Mapping[str, list[ModelVersion]],
     last_runs: Mapping[str, LastRun],
     pending: Mapping[str, PendingRequest],
@@ -107,20 +85,20 @@ def build_rows(
     """One row per city, sorted by city. ``versions`` is keyed by model name, the rest by DAG id."""
     rows = []
     for city in sorted(cities, key=lambda c: c.city):
-        dag_id = f"retrain_{city.city}"
+        dag_id = city.retrain_dag_id
         row = FleetRow(
             city=city.city,
             owner=city.owner,
             model_name=city.model_name,
             dag_id=dag_id,
-            approvers=list(city.approvers),
+            approvers=list(city.approval.approvers),
         )
         model_versions = versions.get(city.model_name, [])
         champion = next((v for v in model_versions if registry.CHAMPION in v.aliases), None)
         if champion is not None:
             row.champion = champion.version
             row.champion_age_days = (now - champion.created_at).days
-            limit = city.max_model_age_days
+            limit = city.registry.max_model_age_days
             row.stale = limit is not None and row.champion_age_days > limit
         run = last_runs.get(dag_id)
         if run is not None:
@@ -135,7 +113,7 @@ def build_rows(
             row.pending_run_id = request.run_id
             row.pending_subject = request.subject
             row.pending_since = request.created_at.isoformat()
-            row.needs_me = user in (request.assigned or city.approvers)
+            row.needs_me = user in (request.assigned or city.approval.approvers)
             challenger = next((v for v in model_versions if registry.CHALLENGER in v.aliases), None)
             row.pending_version = challenger.version if challenger else None
         when = next_runs.get(dag_id)

@@ -26,7 +26,6 @@ from fastapi.responses import HTMLResponse
 
 from airflow_ml_provider.core.fleet import (
     STATES,
-    CitySettings,
     FleetRow,
     LastRun,
     ModelVersion,
@@ -38,8 +37,9 @@ from airflow_ml_provider.core.fleet import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from airflow_ml_provider.config import CityConfig
+
 URL_PREFIX = "/fleet"
-RETRAIN_PREFIX = "retrain_"
 FAILURE_KEY = "failure"  # operators/validate.py: validate_data's failure message (not imported: it loads the SDK)
 
 
@@ -94,8 +94,8 @@ def fleet_rows(user: str) -> list[FleetRow]:
     searches), each waiting on its own server."""
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
-    cities = city_settings()
-    dag_ids = [f"{RETRAIN_PREFIX}{c.city}" for c in cities]
+    cities = city_configs()
+    dag_ids = [c.retrain_dag_id for c in cities]
     hook = MlflowHook()
     _ = hook.client  # created here, once, not by the two threads that share it
     names = {c.model_name for c in cities}
@@ -111,7 +111,6 @@ def fleet_rows(user: str) -> list[FleetRow]:
                 v.version,
                 v.created_at,
                 tuple(alias for alias, version in aliases[name].items() if version == v.version),
-                v.tags,
             )
             for v in found
         ]
@@ -120,25 +119,25 @@ def fleet_rows(user: str) -> list[FleetRow]:
     return build_rows(cities, model_versions, last_runs, pending, next_runs, user=user, now=datetime.now(timezone.utc))
 
 
-def city_settings() -> list[CitySettings]:
-    """The cities' settings. Each request stats the YAML files; they are validated again only when one changed."""
+def city_configs() -> list[CityConfig]:
+    """The cities' configs. Each request stats the YAML files; they are validated again only when one changed."""
     from airflow.configuration import conf
 
     from airflow_ml_provider.config import CONFIG_DIR_ENV
 
     directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(conf.get("core", "dags_folder")) / "configs")
-    settings, problems = _settings(directory, _folder_stamp(directory))
+    configs, problems = _configs(directory, _folder_stamp(directory))
     _config_problems[:] = problems
-    return settings
+    return configs
 
 
 @lru_cache(maxsize=1)
-def _settings(directory: Path, stamp: frozenset[tuple[str, int, int]]) -> tuple[list[CitySettings], list[str]]:
+def _configs(directory: Path, stamp: frozenset[tuple[str, int, int]]) -> tuple[list[CityConfig], list[str]]:
     """Loaded once per ``stamp`` of the folder (validating 500 cities takes seconds; a stat of each, milliseconds)."""
     from airflow_ml_provider.config import load_all
 
     configs, problems = load_all(directory)
-    return [CitySettings.of(c) for c in configs.values()], problems
+    return list(configs.values()), problems
 
 
 def _folder_stamp(directory: Path) -> frozenset[tuple[str, int, int]]:

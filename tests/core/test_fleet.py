@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+from airflow_ml_provider.config import CityConfig, load_city_config
 from airflow_ml_provider.core.fleet import (
-    CitySettings,
     LastRun,
     ModelVersion,
     PendingRequest,
@@ -14,14 +15,18 @@ from airflow_ml_provider.core.fleet import (
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+BERLIN = load_city_config("berlin", Path(__file__).resolve().parents[2] / "dags" / "configs")
 
 
-def _city(city: str, owner: str = "ml", approvers: tuple[str, ...] = ("ops",), max_age: int | None = 30):
-    return CitySettings(city, owner, approvers, f"eta_{city}", max_age)
+def _city(city: str, owner: str = "ml", approvers: tuple[str, ...] = ("ops",), max_age: int | None = 30) -> CityConfig:
+    """A city's config as the fleet reads it: name, owner, approvers, champion age limit; its model is eta_<city>."""
+    registry = BERLIN.registry.model_copy(update={"model_name": "eta_{city}", "max_model_age_days": max_age})
+    approval = BERLIN.approval.model_copy(update={"approvers": list(approvers)})
+    return BERLIN.model_copy(update={"city": city, "owner": owner, "registry": registry, "approval": approval})
 
 
 def _version(version: str, days_old: int, *aliases: str) -> ModelVersion:
-    return ModelVersion(version, NOW - timedelta(days=days_old), aliases, {})
+    return ModelVersion(version, NOW - timedelta(days=days_old), aliases)
 
 
 def test_one_row_per_city_with_its_state() -> None:

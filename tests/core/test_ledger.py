@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from records import append_history
 
 from airflow_ml_provider.core import ledger
 from airflow_ml_provider.core.ledger import Ledger, LedgerError, Move, champion_at, champion_mismatch, verify
@@ -20,28 +21,13 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 
 def _history(book: Ledger) -> None:
     """v1 promoted, v2 rejected, v3 promoted, rolled back to v1 (kind, version, from -> to, who, why, day)."""
-    for kind, version, before, after, who, why, day in [
+    events = [
         ("promote", "1", None, "1", "berlin_ops", "first", 0),
         ("reject", "2", "1", "1", "berlin_ops", "worse in mitte", 7),
         ("promote", "3", "1", "3", "ops_lead", "better", 14),
         ("rollback", "1", "3", "1", "oncall", "incident 42", 15),
-    ]:
-        book.append(
-            Move(
-                kind=kind,
-                model_name="eta_berlin",
-                version=version,
-                from_version=before,
-                to_version=after,
-                who=who,
-                why=why,
-                report_sha256="r" * 64,
-                model_sha256="m" * 64,
-                dag_id="retrain_berlin",
-                dag_run_id=f"scheduled__{day}",
-            ),
-            at=T0 + timedelta(days=day),
-        )
+    ]
+    append_history(book, "eta_berlin", events, start=T0, report_sha256="r" * 64, model_sha256="m" * 64)
 
 
 @pytest.fixture
@@ -59,7 +45,7 @@ def test_events_are_one_object_each_chained_by_sha256(book: Ledger, tmp_path: Pa
     assert stored[2].event.previous_sha256 == ledger.sha256_hex(stored[1].data)
     first = json.loads((folder / "0000000001.json").read_text())
     assert first["who"] == "berlin_ops" and first["why"] == "first" and first["to_version"] == "1"
-    assert first["dag_run_id"] == "scheduled__0" and first["model_sha256"] == "m" * 64
+    assert first["dag_run_id"] == "manual__0" and first["model_sha256"] == "m" * 64
     assert (folder / "0000000001.json").read_bytes() == stored[0].event.to_bytes()  # canonical JSON is what's stored
 
 

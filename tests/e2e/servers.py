@@ -122,6 +122,13 @@ class Stack:
         self.reaper.stdin.write(f"{sid}\n".encode())
         self.reaper.stdin.flush()
 
+    def close(self) -> None:
+        """Leave the stack: the watchdog stops everything, keeps the logs and removes the folder."""
+        self.http.close()
+        assert self.reaper.stdin is not None
+        self.reaper.stdin.close()
+        self.reaper.wait(timeout=120)
+
     def logs(self) -> str:
         return "\n".join(server.tail() for server in self.servers)
 
@@ -249,6 +256,23 @@ def start_watchdog(root: Path, artifacts: Path) -> subprocess.Popen:
         [sys.executable, str(Path(__file__).with_name("reaper.py")), str(root), str(artifacts)],
         stdin=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
+
+
+@contextmanager
+def project_copy(name: str, environment: Callable[[Path], dict[str, str]]) -> Iterator[Stack]:
+    """A folder holding a copy of this project's dags/ (for ``airflow-ml standalone``), a watchdog that stops whatever
+    a test leaves behind and keeps the logs under ``ARTIFACTS/<name>``, and an environment without this shell's
+    AIRFLOW* and MLFLOW* settings, plus ``environment(folder)``. No server is started."""
+    root = Path(tempfile.mkdtemp(prefix=f"airflow-ml-{name}-"))
+    shutil.copytree(PROJECT / "dags", root / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    reaper = start_watchdog(root, ARTIFACTS / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
+    env.update({"PYTHONUNBUFFERED": "1", **environment(root)})
+    stack = Stack(root=root, dags=root / "dags", env=env, reaper=reaper)
+    try:
+        yield stack
+    finally:
+        stack.close()
 
 
 def free_port() -> int:
@@ -419,7 +443,4 @@ def running_stack(
         stack.wait_until(lambda: _dags_parsed(stack, list(dag_ids)), STARTUP_TIMEOUT, f"the DAGs {list(dag_ids)}")
         yield stack
     finally:
-        stack.http.close()
-        assert reaper.stdin is not None
-        reaper.stdin.close()  # the watchdog stops everything, keeps the logs and removes the folder
-        reaper.wait(timeout=120)
+        stack.close()

@@ -6,9 +6,7 @@ the pool the cities train in, write demo data, and carry a triggered city to its
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.tools import embedded
 
-from .servers import ARTIFACTS, BIN, PROJECT, STARTUP_TIMEOUT, Stack, start_watchdog
+from .servers import BIN, STARTUP_TIMEOUT, Stack, project_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -37,29 +35,21 @@ def standalone() -> Iterator[Stack]:
     busy = [port for port in (embedded.API_PORT, embedded.MLFLOW_PORT) if _in_use(port)]
     if busy:
         pytest.fail(f"ports {busy} are in use (is `make airflow` running?); `make airflow` needs them")
-    root = Path(tempfile.mkdtemp(prefix="airflow-ml-standalone-"))
-    shutil.copytree(PROJECT / "dags", root / "dags", ignore=shutil.ignore_patterns("__pycache__"))
-    reaper = start_watchdog(root, ARTIFACTS / "standalone")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
-    # What `airflow-ml standalone` sets for itself, for this side's helpers (task logs, URLs).
-    env.update(
-        {
-            "AIRFLOW_HOME": str(root / ".airflow-ml" / "airflow"),
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != BIN)
+
+    def environment(root: Path) -> dict[str, str]:
+        """What `airflow-ml standalone` sets for itself, for this side's helpers (task logs, URLs); BIN off PATH."""
+        home = str(root / ".airflow-ml" / "airflow")
+        return {
+            "PATH": path,
+            "AIRFLOW_HOME": home,
             "AIRFLOW__API__BASE_URL": API_URL,
             "MLFLOW_TRACKING_URI": MLFLOW_URL,
-            "PYTHONUNBUFFERED": "1",
         }
-    )
-    stack = Stack(root=root, dags=root / "dags", env=env, reaper=reaper)
-    try:
+
+    with project_copy("standalone", environment) as stack:
         stack.start("standalone", [str(BIN / "airflow-ml"), "standalone"])
         yield stack
-    finally:
-        stack.http.close()
-        assert reaper.stdin is not None
-        reaper.stdin.close()
-        reaper.wait(timeout=120)
 
 
 @pytest.mark.timeout(900, method="thread")

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .servers import ARTIFACTS, BIN, PROJECT, STARTUP_TIMEOUT, Stack, free_port, start_watchdog
+from .servers import BIN, STARTUP_TIMEOUT, Stack, free_port, project_copy
 
 pytestmark = pytest.mark.e2e
 
@@ -60,29 +58,19 @@ def listening(port: int) -> bool:
 @pytest.fixture(scope="module")
 def project() -> Iterator[Stack]:
     """A folder holding this project's dags/, and a watchdog that stops whatever a failing test leaves behind."""
-    root = Path(tempfile.mkdtemp(prefix="airflow-ml-standalone-stop-"))
-    shutil.copytree(PROJECT / "dags", root / "dags", ignore=shutil.ignore_patterns("__pycache__"))
-    reaper = start_watchdog(root, ARTIFACTS / "standalone-stop")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
-    env.update(
-        {
+
+    def environment(root: Path) -> dict[str, str]:
+        return {
             # Both tests use the same ports: the second start also shows the first stop freed them.
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{free_port()}",
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_HOME": str(root / ".airflow-ml" / "airflow"),  # for the watchdog's copy of the logs
-            "PYTHONUNBUFFERED": "1",
         }
-    )
-    stack = Stack(root=root, dags=root / "dags", env=env, reaper=reaper)
-    try:
+
+    with project_copy("standalone-stop", environment) as stack:
         yield stack
-    finally:
-        stack.http.close()
-        assert reaper.stdin is not None
-        reaper.stdin.close()
-        reaper.wait(timeout=120)
 
 
 @pytest.mark.timeout(1200, method="thread")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import records
 
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Decision, Registered
@@ -70,18 +71,10 @@ def _sha(bits: bytes) -> str:
 
 
 def _registered(version: Any, *, champion: str | None, report: str = REPORT) -> Registered:
-    return Registered(
-        model_name=version.name,
-        version=version.version,
-        mlflow_run_id=version.run_id,
-        model_sha256=version.tags[registry.MODEL_SHA_TAG],
-        report_sha256=report,
-        verdict="pass",
-        needs_approval=True,
-        champion_version=champion,
-        version_url=None,
-        reused=False,
-    )
+    return records.registered(
+        model_name=version.name, version=version.version, mlflow_run_id=version.run_id,
+        model_sha256=version.tags[registry.MODEL_SHA_TAG], report_sha256=report, champion_version=champion,
+    )  # fmt: skip
 
 
 def _decide(

@@ -14,11 +14,11 @@ from typing import Any
 
 import bad_inputs
 import pytest
+import records
 from bad_inputs import CORPUS, DATA_END, BadInput
 
 from airflow_ml_provider.config import load_city_config
 from airflow_ml_provider.core import registry
-from airflow_ml_provider.core.handoff import Registered
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900, method="thread")]
 
@@ -57,18 +57,10 @@ def champion(dagbag: Any, config: Any, clean_rides: Any) -> str:
         dag_run_id="seed",
         needs_approval=True,
     )
-    registered = Registered(
-        model_name=config.model_name,
-        version=version.version,
-        mlflow_run_id=run_id,
-        model_sha256=sha256,
+    registered = records.registered(
+        model_name=config.model_name, version=version.version, mlflow_run_id=run_id, model_sha256=sha256,
         report_sha256=report_sha256,
-        verdict="pass",
-        needs_approval=True,
-        champion_version=None,
-        version_url=None,
-        reused=False,
-    )
+    )  # fmt: skip
     decision = registry.decision_of(
         registered,
         chosen=registry.APPROVE_ANSWER,

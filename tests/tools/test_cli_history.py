@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from records import append_history
 
 from airflow_ml_provider.config import load_city_config
 from airflow_ml_provider.core import ledger
-from airflow_ml_provider.core.ledger import Move
 from airflow_ml_provider.hooks.ledger import city_ledger
 from airflow_ml_provider.tools.cli import main
 
@@ -30,21 +30,11 @@ def lisbon_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     book = city_ledger(load_city_config("lisbon", configs))
-    for version, before, who, why, day in [("1", None, "lisbon_ops", "first model", 0), ("2", "1", "ops_lead", "", 5)]:
-        book.append(
-            Move(
-                kind="promote",
-                model_name="eta_lisbon",
-                version=version,
-                from_version=before,
-                to_version=version,
-                who=who,
-                why=why,
-                dag_id="retrain_lisbon",
-                dag_run_id=f"manual__{day}",
-            ),
-            at=T0 + timedelta(days=day),
-        )
+    events = [
+        ("promote", "1", None, "1", "lisbon_ops", "first model", 0),
+        ("promote", "2", "1", "2", "ops_lead", "", 5),
+    ]
+    append_history(book, "eta_lisbon", events, start=T0)
     return configs
 
 
