@@ -26,6 +26,9 @@ APPROVED = "approved"
 REJECTED = "rejected"
 BLOCKED = "blocked"
 SUPERSEDED = "superseded"
+# The approval form's reason title when the candidate failed its guardrails: how readers of a pending request (the
+# CLI, the fleet page) tell that approving it needs a reason.
+REASON_REQUIRED_TITLE = "Reason (required to approve: guardrails failed)"
 
 TAG_PREFIX = "airflow_ml."
 DECISION_TAG = TAG_PREFIX + "decision"

@@ -133,7 +133,7 @@ def approval_form(*, guardrails_failed: bool) -> ParamsDict:
         reason = Param(
             "",
             type="string",
-            title="Reason (required to approve: guardrails failed)",
+            title=registry.REASON_REQUIRED_TITLE,
             description="This candidate failed its guardrails. Approving it needs a reason for the audit trail; "
             "an approval without one is recorded as a rejection.",
         )

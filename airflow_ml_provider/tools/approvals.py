@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_ml_provider.core.registry import REASON_REQUIRED_TITLE
 from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
 
 RETRAIN_PREFIX = "retrain_"
@@ -26,7 +27,7 @@ class PendingApproval:
     subject: str
     approvers: tuple[str, ...]
     created_at: str
-    guardrails_failed: bool  # the form requires a reason to approve
+    guardrails_failed: bool  # approving needs a reason
 
     @classmethod
     def of(cls, detail: dict[str, Any]) -> PendingApproval:
@@ -40,7 +41,7 @@ class PendingApproval:
             subject=detail["subject"],
             approvers=tuple(u.get("name") or u["id"] for u in detail.get("assigned_users") or ()),
             created_at=str(detail["created_at"]),
-            guardrails_failed=(reason.get("schema") or {}).get("minLength", 0) > 0,
+            guardrails_failed=(reason.get("schema") or {}).get("title") == REASON_REQUIRED_TITLE,
         )
 
 
