@@ -4,13 +4,13 @@ Run with ``.venv/bin/python benchmarks/orchestration.py`` (one city of demo ride
 ``.venv/bin/python benchmarks/orchestration.py --cities 50 --days 120`` (throughput: every city triggered at once).
 
 Everything lives in a fresh folder (``--root``, default a temporary one): a DAG folder of generated cities copied
-from berlin, their demo rides, and the embedded default (Airflow on SQLite with the LocalExecutor, MLflow on SQLite;
-``airflow_ml_provider/tools/embedded.py``), both databases migrated before any clock starts.
+from berlin, their demo rides, and the embedded default (Airflow on SQLite with the PreloadingLocalExecutor, MLflow on
+SQLite; ``airflow_ml_provider/tools/embedded.py``), both databases migrated before any clock starts.
 
 - **(a) one process**: a fresh Python process builds the city's DAG and calls each step's ``execute`` in order
   (validate_data, train, evaluate, register) with the previous steps' return values: the same code, data and
   config as a task, without Airflow around it. Its time includes importing pandas, scikit-learn, GE and MLflow once.
-- **(b) scheduler**: ``airflow standalone`` (scheduler + LocalExecutor, API server, DAG processor, triggerer) runs
+- **(b) scheduler**: ``airflow standalone`` (scheduler + its executor, API server, DAG processor, triggerer) runs
   the DAG; the run's wall time is from the run's start to the end of ``register`` (``approve`` then waits for a
   person). Per task: Airflow's duration, the same step's time in (a), and the difference, the task's fixed overhead
   (process start, imports, DAG parse, API calls); plus the scheduler's gap before each task starts.
@@ -413,8 +413,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for any stage")
     parser.add_argument(
         "--executor",
-        help="Airflow executor for (b), e.g. airflow_ml_provider.executors.PreloadingLocalExecutor "
-        "(default: the embedded default's LocalExecutor)",
+        help="Airflow executor for (b), e.g. LocalExecutor to compare with Airflow's own "
+        "(default: the embedded default's airflow_ml_provider.executors.PreloadingLocalExecutor)",
     )
     parser.add_argument("--skip-in-process", action="store_true", help="only (b), e.g. to compare executors")
     parser.add_argument("--in-process", metavar="CITY", help=argparse.SUPPRESS)
