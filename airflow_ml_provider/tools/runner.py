@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ def run_city(
     try:
         dag_run = dag.test(logical_date=logical_date, run_conf=conf)
     except KeyboardInterrupt:
+        watcher.stop.set()  # first: the watcher repeats its interrupt until it sees this
         if not watcher.parked.is_set():
             raise  # Ctrl-C from the user
         dag_run = _latest_run(config.retrain_dag_id)
@@ -133,7 +135,12 @@ def _watch_approval(app: Any, dag_id: str, logical_date: datetime, answer: Answe
             listener = AirflowApi(http, embedded.ADMIN, embedded.password(embedded.ADMIN))
             deadline = time.monotonic() + APPROVAL_WAIT_SECONDS
             while not watcher.stop.is_set() and time.monotonic() < deadline:
-                pending = [p for p in listener.pending_approvals(dag_id) if _of_run(p, dag_id, logical_date)]
+                # Only a parked task: an answer recorded before the task is in awaiting_input never resumes it.
+                pending = [
+                    p
+                    for p in listener.pending_approvals(dag_id)
+                    if _of_run(p, dag_id, logical_date) and p["task_instance"].get("state") == "awaiting_input"
+                ]
                 if not pending:
                     watcher.stop.wait(1)
                     continue
@@ -141,8 +148,7 @@ def _watch_approval(app: Any, dag_id: str, logical_date: datetime, answer: Answe
                 subject = request["subject"]
                 if answer is None:
                     watcher.result = f'waiting for an answer: "{subject}"'
-                    watcher.parked.set()
-                    _thread.interrupt_main()
+                    _stop_main(watcher)
                     return
                 run_id = request["task_instance"]["dag_run_id"]
                 try:
@@ -150,16 +156,32 @@ def _watch_approval(app: Any, dag_id: str, logical_date: datetime, answer: Answe
                     api.answer(dag_id, run_id, answer.option, reason=answer.reason)
                 except AirflowApiError as exc:
                     watcher.result = f"{answer.option} as '{answer.user}' refused: {exc}"
-                    watcher.parked.set()
-                    _thread.interrupt_main()
+                    _stop_main(watcher)
                     return
                 verb = "Approved" if answer.option == APPROVE else "Rejected"
                 watcher.result = f"{verb} through Airflow's REST API as '{answer.user}': \"{subject}\""
                 return
 
-    watcher.thread = threading.Thread(target=watch, name=f"approval-{dag_id}", daemon=True)
+    def watch_or_stop() -> None:
+        try:
+            watch()
+        except Exception as exc:  # a dead watcher would leave dag.test() waiting for an answer for ever
+            traceback.print_exc()
+            watcher.result = f"watching the approval request failed: {exc}"
+            _stop_main(watcher)
+
+    watcher.thread = threading.Thread(target=watch_or_stop, name=f"approval-{dag_id}", daemon=True)
     watcher.thread.start()
     return watcher
+
+
+def _stop_main(watcher: _Watcher) -> None:
+    """Interrupt ``dag.test()`` in the main thread, again every few seconds until run_city has caught it: an interrupt
+    that lands while dag.test() is still finishing the task that just parked can be swallowed there."""
+    watcher.parked.set()
+    while not watcher.stop.is_set():
+        _thread.interrupt_main()
+        watcher.stop.wait(5)
 
 
 def _of_run(request: dict[str, Any], dag_id: str, logical_date: datetime) -> bool:
