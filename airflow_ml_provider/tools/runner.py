@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _thread
 import os
+import signal
 import sys
 import threading
 import time
@@ -98,7 +99,8 @@ def run_city(
     without, the run stops when the approval is asked and stays waiting for an answer in the metadata DB."""
     watcher = _watch_approval(app, config.retrain_dag_id, logical_date, answer)
     try:
-        dag_run = dag.test(logical_date=logical_date, run_conf=conf)
+        with _interruptible():
+            dag_run = dag.test(logical_date=logical_date, run_conf=conf)
     except KeyboardInterrupt:
         watcher.stop.set()  # first: the watcher repeats its interrupt until it sees this
         if not watcher.parked.is_set():
@@ -111,6 +113,21 @@ def run_city(
     outcome.answered = watcher.result
     outcome.waiting = watcher.parked.is_set()
     return outcome
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Let the watcher's interrupt reach this (main) thread. A process started in the background by a non-interactive
+    shell (CI, nohup, cron) inherits SIGINT ignored, and then ``_thread.interrupt_main`` does nothing."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
