@@ -12,9 +12,7 @@ Airflow- and MLflow-free: the store is anything with ``list_uris``, ``read_bytes
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ from typing import Protocol
 
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
+from airflow_ml_provider.core.storage import sha256_hex
 
 PROMOTE = "promote"
 REJECT = "reject"
@@ -31,7 +30,6 @@ KINDS = (PROMOTE, REJECT, ROLLBACK, TIMEOUT)
 
 GENESIS = "0" * 64  # the "previous event" of the first one
 FOLDER = "_ledger"
-_NAME = re.compile(r"^(\d{10})\.json$")
 APPEND_ATTEMPTS = 10
 
 
@@ -102,10 +100,6 @@ class LedgerEvent(Move):
 
 def canonical_json(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def ledger_uri(base_uri: str, city: str) -> str:

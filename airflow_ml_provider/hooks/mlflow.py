@@ -10,7 +10,6 @@ champion" or "no version yet". The rules of what may be registered, promoted or 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from airflow.sdk import BaseHook
 
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.registry import DAG_ID_TAG, DAG_RUN_TAG
+from airflow_ml_provider.core.storage import sha256_hex
 from airflow_ml_provider.hooks.mlflow_candidates import MODEL_FILE, CandidateWorkflow
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ class MlflowHook(CandidateWorkflow, BaseHook):
         self.client  # noqa: B018 - sets the tracking and registry URIs for the fluent API
         with tempfile.TemporaryDirectory() as tmp:
             path = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp)
-            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            return sha256_hex(Path(path).read_bytes())
 
     def versions(self, model_name: str) -> list[VersionInfo]:
         """Every version of the model, newest first (none when the model does not exist yet)."""

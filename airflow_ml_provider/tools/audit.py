@@ -14,7 +14,6 @@ that its last champion is the registry's. A new invariant is one more function a
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from airflow_ml_provider.core import ledger, registry
 from airflow_ml_provider.core.ledger import StoredEvent
+from airflow_ml_provider.core.storage import sha256_hex
 from airflow_ml_provider.hooks.ledger import city_ledger
 from airflow_ml_provider.hooks.mlflow import MODEL_FILE, MlflowHook, VersionInfo, is_absent
 
@@ -138,8 +138,9 @@ def check_report_hashes(city: CityRegistry) -> Iterable[Violation]:
             continue
         found = []
         for run_id, report in city.reports(version):
-            found.append(f"{_sha256(report)[:12]} in run {run_id}")
-            if _sha256(report) == expected:
+            digest = sha256_hex(report)
+            found.append(f"{digest[:12]} in run {run_id}")
+            if digest == expected:
                 break
         else:
             where = "; ".join(found) or f"none in run {version.run_id}"
@@ -308,7 +309,3 @@ def _unless_absent(read: Callable[[], T]) -> T | None:
         if is_absent(exc):
             return None
         raise
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
