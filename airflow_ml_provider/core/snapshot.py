@@ -42,13 +42,6 @@ def verified(data: bytes, expected_sha256: str, uri: str) -> bytes:
     return data
 
 
-def from_parquet_bytes(data: bytes, expected_sha256: str, uri: str) -> pd.DataFrame:
-    """The whole snapshot as a frame, only if its sha256 is the one recorded when it was validated."""
-    import pandas as pd
-
-    return pd.read_parquet(io.BytesIO(verified(data, expected_sha256, uri)))
-
-
 def window_rows(
     data: bytes,
     windows: Windows,

@@ -18,7 +18,7 @@ import pytest
 from bad_inputs import CORPUS, DATA_END, EVAL_START
 
 from airflow_ml_provider.config import CityConfig, ExpectationConfig, load_city_config
-from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, from_parquet_bytes, to_parquet_bytes, window_rows
+from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, to_parquet_bytes, verified, window_rows
 from airflow_ml_provider.core.storage import sha256_hex
 from airflow_ml_provider.core.validation import ValidationOutcome, expectation_problems, validate
 from airflow_ml_provider.core.windows import Windows
@@ -278,9 +278,9 @@ def test_snapshot_bytes_are_deterministic_and_verified(clean: pd.DataFrame, buil
     frame = validate(clean, builtin, WINDOWS).frame
     data = to_parquet_bytes(frame)
     assert to_parquet_bytes(frame.copy()) == data
-    pd.testing.assert_frame_equal(from_parquet_bytes(data, sha256_hex(data), "s3://b/run/snapshot.parquet"), frame)
+    assert verified(data, sha256_hex(data), "s3://b/run/snapshot.parquet") is data
     with pytest.raises(SnapshotIntegrityError) as error:
-        from_parquet_bytes(data + b" ", sha256_hex(data), "s3://b/run/snapshot.parquet")
+        verified(data + b" ", sha256_hex(data), "s3://b/run/snapshot.parquet")
     assert str(error.value).startswith(f"s3://b/run/snapshot.parquet: sha256 is {sha256_hex(data + b' ')} but ")
     assert f"validate_data recorded {sha256_hex(data)}; refusing to train on data that was not validated" in str(
         error.value
