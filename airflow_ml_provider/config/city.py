@@ -23,6 +23,7 @@ from airflow_ml_provider.config.sections import (
 )
 
 CITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+RETRAIN_PREFIX = "retrain_"  # a city's retraining DAG is RETRAIN_PREFIX + city
 CRON_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")  # Airflow's cron presets
 
 REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
@@ -117,7 +118,7 @@ class CityConfig(_Model):
 
     @property
     def retrain_dag_id(self) -> str:
-        return f"retrain_{self.city}"
+        return RETRAIN_PREFIX + self.city
 
     @property
     def rollback_dag_id(self) -> str:

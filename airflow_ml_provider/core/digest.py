@@ -1,7 +1,9 @@
 """The approval digest: what waits for each approver, grouped and rendered as one message per approver.
 
 Pure: the ``approval_digest`` DAG's task (``operators/digest.py``) reads the pending approvals from Airflow's REST
-API (``/api/v2/hitlDetails``) and register's result of each run, and hands them here as plain JSON.
+API (``/api/v2/hitlDetails``) and register's result of each run, and hands them here as plain JSON. How a pending
+request is read (a city's approval or not, who may answer it) is here too, for ``airflow-ml approvals`` and the fleet
+page as well.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-RETRAIN_PREFIX = "retrain_"
+from airflow_ml_provider.config.city import RETRAIN_PREFIX
+
 APPROVE_TASK = "approve"
 REPORT_TASK = "evaluate"  # its XCom holds the report the approval shows
 REGISTER_TASK = "register"  # its result names the version waiting and its guardrail verdict
@@ -42,6 +45,11 @@ def is_city_approval(request: Mapping[str, Any]) -> bool:
     return task["dag_id"].startswith(RETRAIN_PREFIX) and task["task_id"] == APPROVE_TASK
 
 
+def assigned_names(users: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]:
+    """The user names of a request's ``assigned_users`` (Airflow's ``{"id", "name"}``): who Airflow lets answer it."""
+    return tuple(user.get("name") or user["id"] for user in users or ())
+
+
 def run_url(base_url: str, dag_id: str, run_id: str, task_id: str, page: str) -> str:
     """A task's page of a DAG run in the Airflow UI (run ids hold ``:`` and ``+``, so they are quoted)."""
     return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{page}"
@@ -62,7 +70,7 @@ def waiting_approval(
     """
     task = request["task_instance"]
     dag_id, run_id = task["dag_id"], task["dag_run_id"]
-    assigned = tuple(u.get("name") or u["id"] for u in request.get("assigned_users") or ())
+    assigned = assigned_names(request.get("assigned_users"))
     registration = registration or {}
     created = request["created_at"]
     return WaitingApproval(

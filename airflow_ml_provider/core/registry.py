@@ -52,10 +52,11 @@ MODEL_ARTIFACT_SHA_TAG = TAG_PREFIX + "model_artifact_sha256"
 SUPERSEDED_BY_TAG = TAG_PREFIX + "superseded_by"
 # What records an approval's answer on a version (written by decision_tags).
 APPROVAL_RECORD = (DECISION_TAG, DECIDED_BY_TAG, DECIDED_AT_TAG, DECISION_REASON_TAG, REPORT_SHA_TAG)
-# Airflow's ApprovalOperator answers (its APPROVE and REJECT options, as chosen_options), and who "answered" when the
-# scheduler applied the default answer at the response timeout.
-APPROVE_ANSWER = ("Approve",)
-REJECT_ANSWER = ("Reject",)
+# Airflow's ApprovalOperator options (its APPROVE and REJECT), what its HITL API takes as an answer; the answers as
+# chosen_options; and who "answered" when the scheduler applied the default answer at the response timeout.
+APPROVE, REJECT = "Approve", "Reject"
+APPROVE_ANSWER = (APPROVE,)
+REJECT_ANSWER = (REJECT,)
 TIMEOUT_DECIDER = "timeout"
 
 # Tags of the Airflow DAG run that registered a version (also on its MLflow runs).

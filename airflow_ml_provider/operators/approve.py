@@ -52,7 +52,7 @@ class CityApprovalOperator(ApprovalOperator):
         super().__init__(
             subject=f"Promote {config.model_name} for {config.city}?",  # names the version once it is known
             body=body,
-            defaults="Reject",
+            defaults=registry.REJECT,
             response_timeout=timedelta(hours=approval.timeout_hours),
             assigned_users=[{"id": user, "name": user} for user in approval.approvers],
             params=approval_form(guardrails_failed=False),

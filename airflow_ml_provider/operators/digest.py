@@ -10,10 +10,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.config import load_all
+from airflow_ml_provider.config.city import RETRAIN_PREFIX
 from airflow_ml_provider.config.fleet import APPROVER, FLEET_FILE, ApprovalDigestConfig
 from airflow_ml_provider.core.digest import (
     REGISTER_TASK,
-    RETRAIN_PREFIX,
     DigestMessage,
     digest_messages,
     is_city_approval,

@@ -219,12 +219,14 @@ def _pending(session: Session, dag_ids: list[str]) -> dict[str, PendingRequest]:
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
+    from airflow_ml_provider.core.digest import APPROVE_TASK, assigned_names
+
     found = session.execute(
         select(
             TaskInstance.dag_id, TaskInstance.run_id, HITLDetail.subject, HITLDetail.created_at, HITLDetail.assignees
         )
         .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
-        .where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.task_id == "approve", ~HITLDetail.response_received)
+        .where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.task_id == APPROVE_TASK, ~HITLDetail.response_received)
         .order_by(HITLDetail.created_at)
     ).all()
     return {
@@ -232,7 +234,7 @@ def _pending(session: Session, dag_ids: list[str]) -> dict[str, PendingRequest]:
             run_id=row.run_id,
             subject=row.subject,
             created_at=row.created_at,
-            assigned=tuple(u.get("name") or u.get("id") for u in row.assignees or ()),
+            assigned=assigned_names(row.assignees),
         )
         for row in found
     }

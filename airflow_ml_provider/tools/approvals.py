@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_ml_provider.core.registry import REASON_REQUIRED_TITLE
+from airflow_ml_provider.config.city import RETRAIN_PREFIX
+from airflow_ml_provider.core.digest import assigned_names, is_city_approval
+from airflow_ml_provider.core.registry import APPROVE, REASON_REQUIRED_TITLE, REJECT
 from airflow_ml_provider.hooks.api_client import AirflowApi, AirflowApiError
-
-RETRAIN_PREFIX = "retrain_"
-APPROVE = "Approve"
-REJECT = "Reject"
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class PendingApproval:
             run_id=ti["dag_run_id"],
             task_id=ti["task_id"],
             subject=detail["subject"],
-            approvers=tuple(u.get("name") or u["id"] for u in detail.get("assigned_users") or ()),
+            approvers=assigned_names(detail.get("assigned_users")),
             created_at=str(detail["created_at"]),
             guardrails_failed=(reason.get("schema") or {}).get("title") == REASON_REQUIRED_TITLE,
         )
@@ -54,9 +52,7 @@ class Answer:
 
 def pending_approvals(api: AirflowApi) -> list[PendingApproval]:
     """Unanswered approvals of retraining DAGs the user may read, oldest first."""
-    found = [
-        PendingApproval.of(d) for d in api.pending_approvals() if d["task_instance"]["dag_id"].startswith("retrain_")
-    ]
+    found = [PendingApproval.of(d) for d in api.pending_approvals() if is_city_approval(d)]
     return sorted(found, key=lambda p: (p.created_at, p.city))
 
 

@@ -85,8 +85,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from airflow_ml_provider.core.registry import APPROVE, REJECT
     from airflow_ml_provider.tools.run import RunRequest, run_command
-    from airflow_ml_provider.tools.runner import APPROVE, REJECT, Answer
+    from airflow_ml_provider.tools.runner import Answer
 
     answer = None
     if args.approve_as or args.reject_as:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from airflow_ml_provider.config import CityConfig, load_all
+from airflow_ml_provider.core.registry import APPROVE
 from airflow_ml_provider.tools import embedded, runner
 
 
@@ -150,7 +151,7 @@ def _run_cities(console: TextIO, project_root: Path, configs: dict[str, CityConf
         _say(console, f"{dag_id}: {run.story} (data {data_path}, logical date {run.logical_date:%Y-%m-%d})")
         answer = None
         if run.approver:
-            answer = runner.Answer(run.approver, runner.APPROVE, "demo: report reviewed, guardrails pass")
+            answer = runner.Answer(run.approver, APPROVE, "demo: report reviewed, guardrails pass")
         reason = {"reason": f"demo: {run.story}"}
         outcome = runner.run_city(app, bag.get_dag(dag_id), config, run.logical_date, reason, answer)
         _say(console, "  " + outcome.why.replace("\n", "\n  "))

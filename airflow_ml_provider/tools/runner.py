@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.core.registry import APPROVE
 from airflow_ml_provider.tools import embedded
 
 APPROVAL_WAIT_SECONDS = 600
-APPROVE, REJECT = "Approve", "Reject"
 WAITING_STATES = ("awaiting_input", "deferred")  # an approval task that waits for its answer
 
 
@@ -34,7 +34,7 @@ class Answer:
     """Who answers the run's approval, and how; ``None`` of these stops the run at its approval instead."""
 
     user: str
-    option: str  # APPROVE or REJECT
+    option: str  # registry.APPROVE or registry.REJECT
     reason: str
 
 

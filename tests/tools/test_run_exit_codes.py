@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_ml_provider.core.registry import APPROVE, REJECT
 from airflow_ml_provider.tools.cli import main
 from airflow_ml_provider.tools.run import EXIT_CODES, _exit_code
-from airflow_ml_provider.tools.runner import APPROVE, REJECT, Answer, Outcome
+from airflow_ml_provider.tools.runner import Answer, Outcome
 
 PROJECT = Path(__file__).resolve().parents[2]
 DONE = {"validate_data": "success", "train": "success", "evaluate": "success", "register": "success"}
