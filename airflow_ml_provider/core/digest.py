@@ -50,9 +50,11 @@ def assigned_names(users: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]
     return tuple(user.get("name") or user["id"] for user in users or ())
 
 
-def run_url(base_url: str, dag_id: str, run_id: str, task_id: str, page: str) -> str:
-    """A task's page of a DAG run in the Airflow UI (run ids hold ``:`` and ``+``, so they are quoted)."""
-    return f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}/{page}"
+def run_url(base_url: str, dag_id: str, run_id: str, *, task_id: str | None = None, page: str | None = None) -> str:
+    """A DAG run's page in the Airflow UI, or a page (``xcom``, ``required_actions``) of one of its tasks. Run ids hold
+    ``:`` and ``+``, so they are quoted, as the UI quotes them."""
+    url = f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+    return f"{url}/tasks/{task_id}/{page}" if task_id else url
 
 
 def waiting_approval(
@@ -84,8 +86,8 @@ def waiting_approval(
             timezone.utc
         ),
         approvers=assigned or tuple(city_approvers),
-        report_url=run_url(base_url, dag_id, run_id, REPORT_TASK, "xcom"),
-        required_actions_url=run_url(base_url, dag_id, run_id, APPROVE_TASK, "required_actions"),
+        report_url=run_url(base_url, dag_id, run_id, task_id=REPORT_TASK, page="xcom"),
+        required_actions_url=run_url(base_url, dag_id, run_id, task_id=APPROVE_TASK, page="required_actions"),
         version_url=registration.get("version_url"),
     )
 

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.config import CityConfig, ConfigError, NotifierConfig
+from airflow_ml_provider.core.digest import run_url
 from airflow_ml_provider.core.handoff import Handoff, HandoffError
 from airflow_ml_provider.core.run_settings import RunSettings, resolve
 from airflow_ml_provider.core.storage import run_uri
@@ -69,14 +70,17 @@ def run_end(context: Context) -> datetime:
     return context.get("logical_date") or context["dag_run"].run_after
 
 
-def airflow_run_url(context: Context) -> str | None:
-    """A link to this DAG run in the Airflow UI, when ``[api] base_url`` is set."""
+def ui_base_url() -> str | None:
+    """Where the Airflow UI is (``[api] base_url``, as Airflow's own notifications link it); None when unset."""
     from airflow.configuration import conf
 
-    base_url = conf.get("api", "base_url", fallback=None)
-    if not base_url:
-        return None
-    return f"{base_url.rstrip('/')}/dags/{context['dag'].dag_id}/runs/{context['run_id']}"
+    return conf.get("api", "base_url", fallback=None) or None
+
+
+def airflow_run_url(context: Context) -> str | None:
+    """A link to this DAG run in the Airflow UI, when ``[api] base_url`` is set."""
+    base_url = ui_base_url()
+    return None if base_url is None else run_url(base_url, context["dag"].dag_id, context["run_id"])
 
 
 def make_notifier(

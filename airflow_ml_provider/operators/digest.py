@@ -20,7 +20,7 @@ from airflow_ml_provider.core.digest import (
     waiting_approval,
 )
 from airflow_ml_provider.hooks.airflow_api import AirflowApiHook
-from airflow_ml_provider.operators.base import make_notifier
+from airflow_ml_provider.operators.base import make_notifier, ui_base_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,7 +51,7 @@ class ApprovalDigestOperator(BaseOperator):
         configs, problems = load_all(Path(self.config_dir))
         for problem in problems:
             self.log.warning("city config left out: %s", problem)
-        base_url = _ui_base_url() or hook.base_url
+        base_url = ui_base_url() or hook.base_url
         waiting = []
         for request in filter(is_city_approval, api.pending_approvals()):
             task = request["task_instance"]
@@ -95,9 +95,3 @@ class ApprovalDigestOperator(BaseOperator):
             else:
                 self.log.info("%s digest sent to %s: %s", spec.kind, message.approver, ", ".join(message.cities))
         return sent
-
-
-def _ui_base_url() -> str | None:
-    from airflow.configuration import conf
-
-    return conf.get("api", "base_url", fallback=None) or None

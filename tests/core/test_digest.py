@@ -9,6 +9,7 @@ from airflow_ml_provider.core.digest import (
     by_approver,
     digest_messages,
     is_city_approval,
+    run_url,
     waiting_approval,
 )
 
@@ -54,6 +55,8 @@ def test_a_request_shows_city_version_verdict_and_links() -> None:
     quoted = "manual__2026-06-01T00%3A00%3A00%2B00%3A00"
     assert item.report_url == f"{BASE}/dags/retrain_berlin/runs/{quoted}/tasks/evaluate/xcom"
     assert item.required_actions_url == f"{BASE}/dags/retrain_berlin/runs/{quoted}/tasks/approve/required_actions"
+    # The run's own page (evaluate's report links it) is quoted alike.
+    assert run_url(BASE + "/", "retrain_berlin", run_id) == f"{BASE}/dags/retrain_berlin/runs/{quoted}"
 
 
 def test_without_assigned_users_or_registration_the_yaml_fills_in() -> None:
