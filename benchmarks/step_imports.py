@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--top", type=int, default=6, help="heaviest packages to list per step")
     parser.add_argument(
-        "--preload", action="store_true", help="as under the preloading executors: executors.STEP_MODULES imported"
+        "--preload", action="store_true", help="as under the preloading executor: executors.step_modules() imported"
     )
     parser.add_argument("--keep", type=Path, help="folder to keep each step's importtime output in")
     parser.add_argument("--child", nargs=2, metavar=("STEP", "STATE"), help=argparse.SUPPRESS)
@@ -114,7 +114,7 @@ def main() -> None:
         )  # MLflow's first use runs its migrations: not part of any step
         state_path = root / "state.json"
         state_path.write_text(json.dumps({"run_id": f"step_imports__{time.strftime('%Y%m%dT%H%M%S')}", "results": {}}))
-        preloaded = " (executors.STEP_MODULES preloaded)" if args.preload else ""
+        preloaded = " (executors.step_modules() preloaded)" if args.preload else ""
         print(f"one city, {rows} rows{preloaded}; load average {load_average()}", flush=True)
         print(f"{'step':<14} {'execute s':>10} {'imports s':>10}  imported (own seconds by package) / triggered by")
         for step in STEPS:

@@ -29,8 +29,9 @@ class CityApprovalOperator(ApprovalOperator):
     Silence never promotes: ``defaults="Reject"`` with ``response_timeout`` from ``approval.timeout_hours``.
     With ``on_guardrail_failure: block`` a failed guardrail asks no one (this task and ``promote`` are skipped);
     with ``ask`` the approver sees the failure and must give a reason to approve. Every answer is recorded on the
-    model version (a rejection or a timeout also takes ``challenger`` away); a notifier that fails is logged and
-    does not stop the question. Returns :class:`~airflow_ml_provider.core.handoff.Decision`.
+    model version, except a rejection or timeout about a version approved already (:func:`registry.recorded`); a
+    rejection or a timeout also goes to the promotion ledger and takes ``challenger`` away. A notifier that fails is
+    logged and does not stop the question. Returns :class:`~airflow_ml_provider.core.handoff.Decision`.
 
     :param registration: XCom of ``register``.
     """
