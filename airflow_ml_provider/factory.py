@@ -27,6 +27,7 @@ from airflow.sdk import (
 
 from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
 from airflow_ml_provider.config.fleet import FLEET_FILE, ApprovalDigestConfig, load_fleet_config
+from airflow_ml_provider.core.handoff import RETRAIN_TASK_IDS
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
 from airflow_ml_provider.operators.base import make_notifier
 from airflow_ml_provider.operators.digest import ApprovalDigestOperator
@@ -36,7 +37,6 @@ from airflow_ml_provider.operators.register import RegisterModelOperator
 from airflow_ml_provider.operators.train import TrainModelOperator
 from airflow_ml_provider.operators.validate import ValidateDataOperator
 
-RETRAIN_TASK_IDS = ("validate_data", "train", "evaluate", "register", "approve", "promote")
 VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
 # The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
 # city sets fewer retries; their refusals (a moved champion, unapproved bits) fail at once, without retries.

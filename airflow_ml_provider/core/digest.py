@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_ml_provider.config.city import RETRAIN_PREFIX
+from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered
 
-APPROVE_TASK = "approve"
-REPORT_TASK = "evaluate"  # its XCom holds the report the approval shows
-REGISTER_TASK = "register"  # its result names the version waiting and its guardrail verdict
+APPROVE_TASK = Decision.STEP
+REPORT_TASK = Evaluated.STEP  # its XCom holds the report the approval shows
+REGISTER_TASK = Registered.STEP  # its result names the version waiting and its guardrail verdict
 
 
 @dataclass(frozen=True)

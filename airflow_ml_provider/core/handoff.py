@@ -167,3 +167,7 @@ class Promoted(Handoff, step="promote"):
     approved_by: str
     model_sha256: str
     already_done: bool  # a retried promote found the version already champion
+
+
+# The retraining DAG's task ids, in order: each step's handoff carries its task id as STEP.
+RETRAIN_TASK_IDS = tuple(kind.STEP for kind in (Validated, Trained, Evaluated, Registered, Decision, Promoted))

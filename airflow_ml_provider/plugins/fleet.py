@@ -33,6 +33,7 @@ from airflow_ml_provider.core.fleet import (
     build_rows,
     filter_rows,
 )
+from airflow_ml_provider.core.handoff import Evaluated, Validated
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -172,6 +173,7 @@ def _last_runs(session: Session, dag_ids: list[str]) -> dict[str, LastRun]:
     from airflow.models.xcom import XComModel
     from sqlalchemy import and_, func, select
 
+    validate, evaluate = Validated.STEP, Evaluated.STEP
     latest = (
         select(DagRun.dag_id, func.max(DagRun.run_after).label("run_after"))
         .where(DagRun.dag_id.in_(dag_ids))
@@ -190,19 +192,19 @@ def _last_runs(session: Session, dag_ids: list[str]) -> dict[str, LastRun]:
             select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.key, XComModel.value).where(
                 XComModel.dag_id.in_(dag_ids),
                 XComModel.run_id.in_(run_ids),
-                XComModel.task_id.in_(("validate_data", "evaluate")),
+                XComModel.task_id.in_((validate, evaluate)),
                 XComModel.key.in_((FAILURE_KEY, "return_value")),
                 XComModel.map_index == -1,
             )
         ).all()
         for row in found:
-            if (row.task_id, row.key) in (("validate_data", FAILURE_KEY), ("evaluate", "return_value")):
+            if (row.task_id, row.key) in ((validate, FAILURE_KEY), (evaluate, "return_value")):
                 xcoms[(row.dag_id, row.run_id, row.task_id)] = XComModel.deserialize_value(row)
     result = {}
     for run in runs:
-        evaluation = xcoms.get((run.dag_id, run.run_id, "evaluate"))
+        evaluation = xcoms.get((run.dag_id, run.run_id, evaluate))
         summary = (evaluation or {}).get("summary") or {} if isinstance(evaluation, dict) else {}
-        failure = xcoms.get((run.dag_id, run.run_id, "validate_data"))
+        failure = xcoms.get((run.dag_id, run.run_id, validate))
         result[run.dag_id] = LastRun(
             run_id=run.run_id,
             state=str(run.state),

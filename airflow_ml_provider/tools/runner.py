@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from airflow_ml_provider.config import CityConfig
+from airflow_ml_provider.core.digest import APPROVE_TASK
 from airflow_ml_provider.core.registry import APPROVE
 from airflow_ml_provider.tools import embedded
 
@@ -224,7 +225,7 @@ def waiting_run(dag_id: str, logical_date: datetime) -> Any:
                 DagRun.dag_id == dag_id,
                 DagRun.logical_date == logical_date,
                 DagRun.state == DagRunState.RUNNING,
-                TaskInstance.task_id == "approve",
+                TaskInstance.task_id == APPROVE_TASK,
                 TaskInstance.state.in_((*WAITING_STATES, TaskInstanceState.SCHEDULED)),
             )
             .first()
@@ -262,7 +263,7 @@ def answer_and_finish(app: Any, dag: Any, config: CityConfig, dag_run: Any, answ
 
 def _approve_state(dag_run: Any) -> Any:
     states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
-    return states.get("approve")
+    return states.get(APPROVE_TASK)
 
 
 def _finish(dag: Any, run_id: str) -> None:
