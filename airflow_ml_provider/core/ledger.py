@@ -275,9 +275,11 @@ def decided(
     registered: Registered, decision: Decision, promoted: Promoted | None, *, dag_id: str, dag_run_id: str
 ) -> Move:
     """What an approval led to: ``promote`` once promote moved champion to the version (or found it there), else
-    ``reject`` or ``timeout``, which leave champion where evaluation saw it."""
+    ``reject`` or ``timeout``, which leave champion where evaluation saw it. Champion moves only from the version
+    evaluation saw (compare-and-set), so that is the ``from_version`` of a promotion, also when a retried promote
+    found the move done and its result names no previous champion."""
     if promoted is not None:
-        kind, before, after = PROMOTE, promoted.previous_champion, registered.version
+        kind, before, after = PROMOTE, registered.champion_version, registered.version
     else:
         kind = TIMEOUT if decision.decided_by == registry.TIMEOUT_DECIDER else REJECT
         before = after = registered.champion_version

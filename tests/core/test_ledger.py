@@ -4,6 +4,7 @@ Stored through the real DatasetHook, on local disk and on S3 (moto, with S3's co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from records import append_history
 
-from airflow_ml_provider.core import ledger
+from airflow_ml_provider.core import ledger, registry
+from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 from airflow_ml_provider.core.ledger import Ledger, LedgerError, Move, champion_at, champion_mismatch, verify
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
@@ -152,3 +154,44 @@ def test_on_s3_with_conditional_writes(mocked_s3: str) -> None:
         hook.write_new(f"s3://{mocked_s3}/runs/berlin/_ledger/0000000001.json", b"{}")
     assert verify(book.read()) is None
     assert [e.kind for e in book.events()] == ["promote", "reject", "promote", "rollback"]
+
+
+def test_a_promotion_moves_from_the_champion_evaluation_saw_also_on_a_retry() -> None:
+    registered = Registered(
+        model_name="eta_berlin",
+        version="3",
+        mlflow_run_id="run",
+        model_sha256="m" * 64,
+        report_sha256="r" * 64,
+        verdict="pass",
+        needs_approval=True,
+        champion_version="2",
+        version_url=None,
+        reused=False,
+    )
+    decision = Decision(
+        model_name="eta_berlin",
+        version="3",
+        model_sha256="m" * 64,
+        report_sha256="r" * 64,
+        answer=registry.APPROVE_ANSWER,
+        decided_by="berlin_ops",
+        reason="reviewed",
+        decided_at=T0.isoformat(),
+    )
+    moved = Promoted(
+        model_name="eta_berlin",
+        champion="3",
+        previous_champion="2",
+        approved_by="berlin_ops",
+        model_sha256="m" * 64,
+        already_done=False,
+    )
+    # A retry after the alias moved but before the ledger append: promote finds the move done.
+    retried = dataclasses.replace(moved, previous_champion=None, already_done=True)
+    for promoted in (moved, retried):
+        move = ledger.decided(registered, decision, promoted, dag_id="retrain_berlin", dag_run_id="r1")
+        assert (move.kind, move.from_version, move.to_version) == ("promote", "2", "3")
+    rejected = dataclasses.replace(decision, answer=registry.REJECT_ANSWER)
+    move = ledger.decided(registered, rejected, None, dag_id="retrain_berlin", dag_run_id="r1")
+    assert (move.kind, move.from_version, move.to_version) == ("reject", "2", "2")
