@@ -150,6 +150,7 @@ class CandidateWorkflow:
         promotion = registry.plan_promotion(registered, decision, current_champion=current.version if current else None)
         if promotion.already_done:
             self.log.info("%s v%s is already the champion; nothing to do", model_name, version)
+            self._drop_challenger(model_name, version)  # in case the first attempt failed just after moving champion
             return promotion
         now = datetime.now(timezone.utc).isoformat()
         self.set_version_tags(

@@ -132,6 +132,9 @@ def test_promote_moves_exactly_the_approved_bits(hook: Any) -> None:
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
     assert hook.version_by_alias(MODEL, registry.CHALLENGER) is None
     assert hook.promote(registered, decision, approvers=["ops"]).already_done  # a retried promote
+    hook.set_alias(MODEL, registry.CHALLENGER, "1")  # as left by a first attempt that failed just after moving champion
+    assert hook.promote(registered, decision, approvers=["ops"]).already_done
+    assert hook.version_by_alias(MODEL, registry.CHALLENGER) is None
     tags = hook.get_version(MODEL, "1").tags
     assert (tags[registry.DECIDED_BY_TAG], tags[registry.PROMOTED_BY_TAG]) == ("ops", "ops")
 
