@@ -9,7 +9,6 @@ taking the other cities down. Nothing here imports pandas, scikit-learn, Great E
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from airflow.sdk import (
     get_parsing_context,
 )
 
-from airflow_ml_provider.config import CONFIG_DIR_ENV, CityConfig, ConfigError, load_city_config
+from airflow_ml_provider.config import CityConfig, ConfigError, config_dir, load_city_config
 from airflow_ml_provider.config.fleet import FLEET_FILE, ApprovalDigestConfig, load_fleet_config
 from airflow_ml_provider.core.handoff import RETRAIN_TASK_IDS
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
@@ -50,9 +49,7 @@ def city_dags(loader_file: str) -> dict[str, DAG]:
     While a task runs, only that task's DAG is built. A bad config raises ConfigError naming file and field, which
     Airflow shows as this file's import error.
     """
-    city = Path(loader_file).stem
-    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(loader_file).parent / "configs")
-    config = load_city_config(city, directory)
+    config = load_city_config(Path(loader_file).stem, config_dir(Path(loader_file).parent))
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     if wanted in (None, config.retrain_dag_id):
@@ -66,7 +63,7 @@ def fleet_dags(loader_file: str) -> dict[str, DAG]:
     """The fleet-level DAGs that ``configs/_fleet.yaml`` asks for (``dags/approval_digest.py`` calls this): today
     ``approval_digest`` when the file has an ``approval_digest`` section, else none. A bad file raises ConfigError
     naming the file and field, shown as the loader file's import error."""
-    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(loader_file).parent / "configs")
+    directory = config_dir(Path(loader_file).parent)
     digest = load_fleet_config(directory).approval_digest
     if digest is None:
         return {}

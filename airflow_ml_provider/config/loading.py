@@ -19,9 +19,10 @@ from airflow_ml_provider.config.sections import DEFAULTS_FILE, MODEL_NAME_PATTER
 CONFIG_DIR_ENV = "AIRFLOW_ML_CONFIG_DIR"
 
 
-def config_dir() -> Path:
-    """The city config folder: ``$AIRFLOW_ML_CONFIG_DIR``, else ``dags/configs`` of the current project."""
-    return Path(os.environ.get(CONFIG_DIR_ENV) or "dags/configs")
+def config_dir(dags_folder: Path = Path("dags")) -> Path:
+    """The city config folder: ``$AIRFLOW_ML_CONFIG_DIR``, else ``configs`` in the DAG folder (by default ``dags/`` of
+    the current project; the loader files pass their own folder, the fleet page Airflow's ``dags_folder``)."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or dags_folder / "configs")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

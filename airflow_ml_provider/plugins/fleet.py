@@ -124,9 +124,9 @@ def city_configs() -> list[CityConfig]:
     """The cities' configs. Each request stats the YAML files; they are validated again only when one changed."""
     from airflow.configuration import conf
 
-    from airflow_ml_provider.config import CONFIG_DIR_ENV
+    from airflow_ml_provider.config import config_dir
 
-    directory = Path(os.environ.get(CONFIG_DIR_ENV) or Path(conf.get("core", "dags_folder")) / "configs")
+    directory = config_dir(Path(conf.get("core", "dags_folder")))
     configs, problems = _configs(directory, _folder_stamp(directory))
     _config_problems[:] = problems
     return configs
