@@ -1,4 +1,4 @@
-"""``airflow-ml``: scaffold, lint and run city configs; demo data, the demo, registry status and rollback."""
+"""``airflow-ml``: scaffold, lint and run city configs; the demo; status, audit, history, rollback; approvals."""
 
 from __future__ import annotations
 
