@@ -32,16 +32,18 @@ CLASSIFICATION_METRICS = ("roc_auc", "log_loss", "accuracy", "f1", "precision", 
 HIGHER_IS_BETTER = frozenset({"r2", "roc_auc", "accuracy", "f1", "precision", "recall"})
 
 
-def check_cron(value: str | None) -> str | None:
+def check_cron(value: str | None, *, nullable: bool = True) -> str | None:
     """``value`` if Airflow accepts it as a schedule (five cron fields or a preset; None is no schedule), else
-    ValueError saying what is expected."""
+    ValueError saying what is expected (null only where the field may be null)."""
     from croniter import croniter  # Airflow's own cron parser; light, unlike Airflow itself
 
     if value is None or value in CRON_PRESETS or (len(value.split()) == 5 and croniter.is_valid(value)):
         return value
+    presets = ", ".join(CRON_PRESETS)
     raise ValueError(
         f"{value!r} is not a cron expression Airflow accepts: five fields (minute hour day-of-month month "
-        f"day-of-week, e.g. '0 3 * * 1'), one of {', '.join(CRON_PRESETS)}, or null for manual runs only"
+        f"day-of-week, e.g. '0 3 * * 1')"
+        + (f", one of {presets}, or null for manual runs only" if nullable else f" or one of {presets}")
     )
 
 

@@ -56,7 +56,7 @@ class ApprovalDigestConfig(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        return check_cron(value) or value
+        return check_cron(value, nullable=False) or value
 
 
 class FleetConfig(_Model):
