@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_ml_provider.config.city import RETRAIN_PREFIX
+from airflow_ml_provider.core.display import slack, visible
 from airflow_ml_provider.core.handoff import Decision, Evaluated, Registered
 
 APPROVE_TASK = Decision.STEP
@@ -138,10 +139,10 @@ def _message(approver: str, items: list[WaitingApproval], now: datetime) -> Dige
         "<p>Answer in Airflow under Browse &gt; Required Actions, or on the fleet page. No answer before a "
         "city's approval timeout means rejected.</p>"
     )
-    lines = [f"*{_s(waiting)}, {_s(approver)}:*"]
+    lines = [f"*{slack(waiting)}, {slack(approver)}:*"]
     lines += [
-        f"• {_s(i.city)}: {_s(_version(i))}, guardrails {_s(_verdict(i))}, waiting since {_s(_since(i, now))}: "
-        + " · ".join(f"<{url}|{label}>" for label, url in _links(i))
+        f"• {slack(i.city)}: {slack(_version(i))}, guardrails {slack(_verdict(i))}, "
+        f"waiting since {slack(_since(i, now))}: " + " · ".join(f"<{url}|{label}>" for label, url in _links(i))
         for i in items
     ]
     return DigestMessage(approver, cities, f"{count} waiting for you: {', '.join(cities)}", body, "\n".join(lines))
@@ -153,7 +154,7 @@ def _links(item: WaitingApproval) -> list[tuple[str, str]]:
 
 
 def _links_html(item: WaitingApproval) -> str:
-    return " · ".join(f'<a href="{_h(url)}">{label}</a>' for label, url in _links(item))
+    return " · ".join(f'<a href="{html.escape(url, quote=True)}">{label}</a>' for label, url in _links(item))
 
 
 def _version(item: WaitingApproval) -> str:
@@ -173,9 +174,5 @@ def _since(item: WaitingApproval, now: datetime) -> str:
 
 
 def _h(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _s(text: str) -> str:
-    """Slack's mrkdwn control characters (``&``, ``<``, ``>``) escaped, as Slack asks."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Names (an approver's comes from Airflow's users) as text in the mail: one visible line, no markup."""
+    return html.escape(visible(text), quote=True)

@@ -11,6 +11,7 @@ the target's own metacharacters are escaped:
   the start of a line, so block syntax (headings, lists) cannot start in one;
 - ``code``: a code span, with backticks replaced so the value cannot close it;
 - chart labels use ``visible`` and matplotlib's ``parse_math=False``, so ``$`` is never parsed as math text;
+- ``slack``: Slack's mrkdwn control characters (``&``, ``<``, ``>``) become entities, as Slack asks;
 - HTML uses ``html.escape(visible(value))``; log lines and MLflow tags use ``visible``.
 """
 
@@ -52,6 +53,11 @@ def visible(value: object, limit: int = MAX_SHOWN) -> str:
 def markdown(value: object, limit: int = MAX_SHOWN) -> str:
     """``value`` as literal text inside Markdown (a table cell, a list item, a sentence)."""
     return "".join(_MARKDOWN_ESCAPED.get(c, c) for c in visible(value, limit))
+
+
+def slack(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as literal text in a Slack message (mrkdwn)."""
+    return "".join(_MARKDOWN_ENTITIES.get(c, c) for c in visible(value, limit))
 
 
 def code(value: object, limit: int = MAX_SHOWN) -> str:

@@ -99,3 +99,6 @@ def test_names_are_escaped_for_mail_and_slack() -> None:
     [message] = digest_messages([item], now=NOW)
     assert "&lt;b&gt;ops&lt;/b&gt; &amp; co" in message.html and "<b>ops" not in message.html
     assert "&lt;b&gt;ops&lt;/b&gt; &amp; co" in message.text
+    # A name can neither start a new line in either message nor reorder the text around it.
+    [message] = digest_messages([_waiting("berlin", 1, "ops\n*everyone*\u202e")], now=NOW)
+    assert "ops\\n*everyone*\\u202e" in message.html and "ops\\n*everyone*\\u202e" in message.text
