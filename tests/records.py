@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_ml_provider.core.handoff import Registered
+from airflow_ml_provider.core import registry
+from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.ledger import Ledger, Move
 
 # (kind, version, from_version, to_version, who, why, day): an event ``day`` days after the history starts.
@@ -28,6 +29,23 @@ def registered(**fields: Any) -> Registered:
             "champion_version": None,
             "version_url": None,
             "reused": False,
+            **fields,
+        }
+    )
+
+
+def approval(**fields: Any) -> Decision:
+    """approve's result: an approver approved :func:`registered`'s candidate; ``fields`` replace any of it."""
+    return Decision(
+        **{
+            "model_name": "eta_berlin",
+            "version": "1",
+            "model_sha256": "m" * 64,
+            "report_sha256": "r" * 64,
+            "answer": registry.APPROVE_ANSWER,
+            "decided_by": "berlin_ops",
+            "reason": "reviewed",
+            "decided_at": "2026-06-01T10:00:00+00:00",
             **fields,
         }
     )

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import records
 from records import append_history
 
 from airflow_ml_provider.core import ledger, registry
-from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
+from airflow_ml_provider.core.handoff import Promoted
 from airflow_ml_provider.core.ledger import Ledger, LedgerError, Move, champion_at, champion_mismatch, verify
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
@@ -157,36 +158,9 @@ def test_on_s3_with_conditional_writes(mocked_s3: str) -> None:
 
 
 def test_a_promotion_moves_from_the_champion_evaluation_saw_also_on_a_retry() -> None:
-    registered = Registered(
-        model_name="eta_berlin",
-        version="3",
-        mlflow_run_id="run",
-        model_sha256="m" * 64,
-        report_sha256="r" * 64,
-        verdict="pass",
-        needs_approval=True,
-        champion_version="2",
-        version_url=None,
-        reused=False,
-    )
-    decision = Decision(
-        model_name="eta_berlin",
-        version="3",
-        model_sha256="m" * 64,
-        report_sha256="r" * 64,
-        answer=registry.APPROVE_ANSWER,
-        decided_by="berlin_ops",
-        reason="reviewed",
-        decided_at=T0.isoformat(),
-    )
-    moved = Promoted(
-        model_name="eta_berlin",
-        champion="3",
-        previous_champion="2",
-        approved_by="berlin_ops",
-        model_sha256="m" * 64,
-        already_done=False,
-    )
+    registered, decision = records.registered(version="3", champion_version="2"), records.approval(version="3")
+    moved = Promoted("eta_berlin", "3", previous_champion="2", approved_by="berlin_ops", model_sha256="m" * 64,
+                     already_done=False)  # fmt: skip
     # A retry after the alias moved but before the ledger append: promote finds the move done.
     retried = dataclasses.replace(moved, previous_champion=None, already_done=True)
     for promoted in (moved, retried):
