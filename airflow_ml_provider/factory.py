@@ -37,8 +37,9 @@ from airflow_ml_provider.operators.train import TrainModelOperator
 from airflow_ml_provider.operators.validate import ValidateDataOperator
 
 VALIDATE, TRAIN, EVALUATE, REGISTER, APPROVE, PROMOTE = RETRAIN_TASK_IDS
-# The steps that talk to MLflow ride out an outage of a few minutes (with the exponential backoff below) even when a
-# city sets fewer retries; their refusals (a moved champion, unapproved bits) fail at once, without retries.
+# evaluate, register and promote, whose MLflow reads decide what they do (an outage is an error, never "no champion"),
+# ride out an outage of a few minutes (with the exponential backoff below) even when a city sets fewer retries; their
+# refusals (a moved champion, unapproved bits) fail at once, without retries.
 MLFLOW_STEP_MIN_RETRIES = 3
 DIGEST_DAG_ID, DIGEST_TASK_ID = "approval_digest", "send_digest"
 
