@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from airflow_ml_provider.config.city import check_cron
 from airflow_ml_provider.config.errors import ConfigError, format_validation_error
-from airflow_ml_provider.config.loading import _read_yaml
+from airflow_ml_provider.config.loading import read_yaml
 from airflow_ml_provider.config.sections import NotifierConfig, _Model
 
 FLEET_FILE = "_fleet.yaml"
@@ -69,6 +69,6 @@ def load_fleet_config(directory: Path) -> FleetConfig:
     if not path.exists():
         return FleetConfig()
     try:
-        return FleetConfig.model_validate(_read_yaml(path))
+        return FleetConfig.model_validate(read_yaml(path))
     except ValidationError as exc:
         raise ConfigError(format_validation_error(FLEET_FILE, exc)) from None

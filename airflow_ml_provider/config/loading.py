@@ -41,7 +41,8 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping (empty for an empty file); ConfigError naming the file and what is wrong."""
     try:
         data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except FileNotFoundError:
@@ -80,7 +81,7 @@ def load_defaults(directory: Path) -> dict[str, Any]:
     key, stamp = path.resolve(), (stat.st_mtime_ns, stat.st_size)
     cached = _defaults_cache.get(key)
     if cached is None or cached[0] != stamp:
-        cached = stamp, _read_yaml(path)
+        cached = stamp, read_yaml(path)
         _defaults_cache[key] = cached
     return copy.deepcopy(cached[1])
 
@@ -91,7 +92,7 @@ def load_city_config(city: str, directory: Path | None = None, defaults: dict[st
     filename = f"{city}.yaml"
     if defaults is None:
         defaults = load_defaults(directory)
-    raw = _read_yaml(directory / filename)
+    raw = read_yaml(directory / filename)
     problems: list[str] = []
     model = raw.get("model")
     if isinstance(model, dict) and "allowed_estimator_prefixes" in model:
@@ -179,7 +180,7 @@ def _explicit_model_name(file: _CityFile) -> str | None:
     if cached is not None and cached[0] == file.stamp:
         return cached[1]
     try:
-        registry = _read_yaml(Path(file.path)).get("registry")
+        registry = read_yaml(Path(file.path)).get("registry")
     except ConfigError:  # that city's own parse reports it
         registry = None
     name = registry.get("model_name") if isinstance(registry, dict) else None
