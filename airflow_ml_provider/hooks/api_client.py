@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from airflow_ml_provider.core.digest import APPROVE_TASK
+
 PAGE_SIZE = 100
 
 
@@ -78,7 +80,7 @@ class AirflowApi:
                 return value
         return value
 
-    def answer(self, dag_id: str, run_id: str, option: str, reason: str = "", task_id: str = "approve") -> dict:
+    def answer(self, dag_id: str, run_id: str, option: str, reason: str = "", task_id: str = APPROVE_TASK) -> dict:
         """Answer an approval as this user: ``Approve`` or ``Reject``; 403 when the user is not an approver."""
         response = self.http.patch(
             f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
