@@ -26,11 +26,11 @@ from airflow.sdk import (
 
 from airflow_ml_provider.config import CityConfig, ConfigError, config_dir, load_city_config
 from airflow_ml_provider.config.fleet import FLEET_FILE, ApprovalDigestConfig, load_fleet_config
-from airflow_ml_provider.core.handoff import RETRAIN_TASK_IDS
+from airflow_ml_provider.core.handoff import REPORT_MARKDOWN_KEY, RETRAIN_TASK_IDS
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
 from airflow_ml_provider.operators.base import make_notifier
 from airflow_ml_provider.operators.digest import ApprovalDigestOperator
-from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY, EvaluateModelOperator
+from airflow_ml_provider.operators.evaluate import EvaluateModelOperator
 from airflow_ml_provider.operators.promote import PromoteModelOperator, RollbackModelOperator
 from airflow_ml_provider.operators.register import RegisterModelOperator
 from airflow_ml_provider.operators.train import TrainModelOperator

@@ -171,3 +171,7 @@ class Promoted(Handoff, step="promote"):
 
 # The retraining DAG's task ids, in order: each step's handoff carries its task id as STEP.
 RETRAIN_TASK_IDS = tuple(kind.STEP for kind in (Validated, Trained, Evaluated, Registered, Decision, Promoted))
+# XCom keys a step pushes besides its result: evaluate's Markdown report (the approval's body), and validate_data's
+# failure message (for failure notifiers: {{ ti.xcom_pull(task_ids='validate_data', key='failure') }}).
+REPORT_MARKDOWN_KEY = "report_markdown"
+FAILURE_KEY = "failure"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_ml_provider.core.handoff import Evaluated, Trained, Validated
+from airflow_ml_provider.core.handoff import REPORT_MARKDOWN_KEY, Evaluated, Trained, Validated
 from airflow_ml_provider.core.registry import CHAMPION
 from airflow_ml_provider.operators.base import CityOperator, airflow_run_url, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-REPORT_MARKDOWN_KEY = "report_markdown"
 
 
 class EvaluateModelOperator(CityOperator):

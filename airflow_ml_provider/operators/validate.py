@@ -7,15 +7,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.core.handoff import Validated
+from airflow_ml_provider.core.handoff import FAILURE_KEY, Validated
 from airflow_ml_provider.hooks.dataset import DatasetHook
 from airflow_ml_provider.operators.base import CityOperator, run_end
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-# XCom key of the failure message, for failure notifiers ({{ ti.xcom_pull(task_ids='validate_data', key='failure') }}).
-FAILURE_KEY = "failure"
 
 
 class ValidateDataOperator(CityOperator):

@@ -33,7 +33,7 @@ from airflow_ml_provider.core.fleet import (
     build_rows,
     filter_rows,
 )
-from airflow_ml_provider.core.handoff import Evaluated, Validated
+from airflow_ml_provider.core.handoff import FAILURE_KEY, Evaluated, Validated
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.config import CityConfig
 
 URL_PREFIX = "/fleet"
-FAILURE_KEY = "failure"  # operators/validate.py: validate_data's failure message (not imported: it loads the SDK)
 
 
 async def current_user(request: Request) -> Any:

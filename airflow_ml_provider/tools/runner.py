@@ -340,17 +340,16 @@ def outcome_of(config: CityConfig, dag_run: Any) -> Outcome:
 
 def why(dag_run: Any) -> str:
     """Why the run ended as it did, from its XComs: the validation failure, else the report's verdict line."""
-    from airflow_ml_provider.operators.evaluate import REPORT_MARKDOWN_KEY
-    from airflow_ml_provider.operators.validate import FAILURE_KEY
+    from airflow_ml_provider.core.handoff import FAILURE_KEY, REPORT_MARKDOWN_KEY, Evaluated, Validated
 
-    failure = xcom(dag_run, "validate_data", FAILURE_KEY)
+    failure = xcom(dag_run, Validated.STEP, FAILURE_KEY)
     if failure:
         return f"validate_data failed: {failure}"
-    report = xcom(dag_run, "evaluate", REPORT_MARKDOWN_KEY)
+    report = xcom(dag_run, Evaluated.STEP, REPORT_MARKDOWN_KEY)
     if not report:
         return f"run {dag_run.state}; see the task logs"
     text = f"guardrail report: {report.splitlines()[0]}"
-    summary = xcom(dag_run, "evaluate", "return_value")["summary"]
+    summary = xcom(dag_run, Evaluated.STEP, "return_value")["summary"]
     if summary["champion"]:  # the aggregate alone, as a gate without slices would see it
         metric, old, new = summary["primary_metric"], summary["champion"], summary["candidate"]
         judged = "fails too" if any(f["slice"] == "overall" for f in summary["failed"]) else "within tolerance"
