@@ -27,6 +27,7 @@ from airflow.sdk import (
 from airflow_ml_provider.config import CityConfig, ConfigError, config_dir, load_city_config
 from airflow_ml_provider.config.fleet import FLEET_FILE, ApprovalDigestConfig, load_fleet_config
 from airflow_ml_provider.core.handoff import REPORT_MARKDOWN_KEY, RETRAIN_TASK_IDS
+from airflow_ml_provider.core.registry import PREVIOUS_CHAMPION
 from airflow_ml_provider.operators.approve import CityApprovalOperator, build_notifiers
 from airflow_ml_provider.operators.base import make_notifier
 from airflow_ml_provider.operators.digest import ApprovalDigestOperator
@@ -260,7 +261,7 @@ def build_rollback_dag(config: CityConfig) -> DAG:
         tags=["rollback", config.city, config.owner],
         params={
             "to_version": Param(
-                "previous_champion",
+                PREVIOUS_CHAMPION,
                 type="string",
                 title="Version to restore",
                 description="A version number, or previous_champion.",

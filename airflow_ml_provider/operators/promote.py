@@ -8,7 +8,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.ledger import decided
-from airflow_ml_provider.core.registry import PromotionRefused, RollbackRefused, StaleChampionError
+from airflow_ml_provider.core.registry import PREVIOUS_CHAMPION, PromotionRefused, RollbackRefused, StaleChampionError
 from airflow_ml_provider.hooks.ledger import record, roll_back
 from airflow_ml_provider.operators.base import CityOperator, handed
 
@@ -70,7 +70,7 @@ class RollbackModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         if not str(self.reason).strip():
             raise AirflowFailException("a rollback needs a reason; trigger it again with the reason filled in")
-        target = None if self.to_version in ("", "previous_champion", None) else str(self.to_version)
+        target = None if self.to_version in ("", PREVIOUS_CHAMPION, None) else str(self.to_version)
         user = context["dag_run"].triggering_user_name or "unknown"
         try:
             plan = roll_back(
