@@ -181,11 +181,11 @@ class DatasetHook(BaseHook):
         validated: Validated,
         timestamp_column: str,
         *,
-        train_columns: Sequence[str] | None = None,
-        eval_columns: Sequence[str] | None = None,
+        train_columns: Sequence[str],
+        eval_columns: Sequence[str],
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The validated snapshot's train and eval rows, each with only the columns a step uses (every column when
-        None; an empty list skips that window); refuses a snapshot whose hash does not match."""
+        """The validated snapshot's train and eval rows, each with only the columns a step uses (an empty list skips
+        that window); refuses a snapshot whose hash does not match."""
         from airflow_ml_provider.core.snapshot import verified, window_rows
 
         uri = validated.snapshot_uri
