@@ -59,11 +59,11 @@ def step_modules() -> tuple[str, ...]:
     return STEP_MODULES
 
 
-def preload(modules: tuple[str, ...] | None = None) -> float:
-    """Import ``modules`` (default :func:`step_modules`) into this process; the seconds it took. A module that does
-    not import here (e.g. GitPython without a git executable) is logged and left to the task that needs it."""
+def preload() -> float:
+    """Import :func:`step_modules` into this process; the seconds it took. A module that does not import here (e.g.
+    GitPython without a git executable) is logged and left to the task that needs it."""
     started = time.monotonic()
-    for name in step_modules() if modules is None else modules:
+    for name in step_modules():
         try:
             importlib.import_module(name)
         except ImportError as exc:
