@@ -54,7 +54,7 @@ def assigned_names(users: Iterable[Mapping[str, Any]] | None) -> tuple[str, ...]
 
 def run_url(base_url: str, dag_id: str, run_id: str, *, task_id: str | None = None, page: str | None = None) -> str:
     """A DAG run's page in the Airflow UI, or a page (``xcom``, ``required_actions``) of one of its tasks. Run ids hold
-    ``:`` and ``+``, so they are quoted, as the UI quotes them."""
+    ``:`` and ``+``, so they are quoted (the fleet page quotes them alike)."""
     url = f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
     return f"{url}/tasks/{task_id}/{page}" if task_id else url
 
