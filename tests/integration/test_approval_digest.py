@@ -1,6 +1,7 @@
 """The approval digest on a real Airflow: two cities' retraining runs wait at their approval in the real metadata DB,
-the ``approval_digest`` DAG runs (``dag.test``), reads them through Airflow's REST API served on a port, and mails
-each approver their own list through a real SMTP server. The waiting runs are answered (rejected) at the end."""
+the ``approval_digest`` DAG runs (``dag.test``), reads them through Airflow's REST API served on a port, and sends
+each approver their own list through a real SMTP server and, over HTTP through Airflow's SlackNotifier, to a stand-in
+for Slack's Web API. The waiting runs are answered (rejected) at the end."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from slack_api import SlackSink
 from smtp import SmtpSink
 
 from airflow_ml_provider.tools import embedded
@@ -29,6 +31,8 @@ approval_digest:
   notifiers:
     - kind: smtp
       to: ["{approver}@example.com"]
+    - kind: slack
+      channel: "@{approver}"
 """
 
 
@@ -96,8 +100,10 @@ def test_each_approver_gets_one_mail_listing_what_waits_for_them(
             "login": embedded.ADMIN,
             "password": embedded.password(embedded.ADMIN),
         }
-        with SmtpSink() as sink:
+        with SmtpSink() as sink, SlackSink() as slack:
             monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({**smtp, "port": sink.port}))
+            slack_conn = {"conn_type": "slack", "password": "xoxb-test", "extra": {"base_url": slack.base_url}}
+            monkeypatch.setenv("AIRFLOW_CONN_SLACK_API_DEFAULT", json.dumps(slack_conn))
             monkeypatch.setenv("AIRFLOW_CONN_AIRFLOW_API", json.dumps(api))
             digest = DagBag(str(dags_folder / "approval_digest.py")).dags["approval_digest"]
             run = digest.test()
@@ -112,6 +118,12 @@ def test_each_approver_gets_one_mail_listing_what_waits_for_them(
         assert bremen_ops.message["Subject"] == "1 model approval waiting for you: bremen"
         assert lead.message["To"] == "ops_lead@example.com" and lead.sender == "airflow@example.com"
         assert "dresden" not in bremen_ops.html
+
+        posts = {call.body["channel"]: call for call in slack.calls if call.method == "chat.postMessage"}
+        assert len(slack.calls) == 2 and set(posts) == {"@bremen_ops", "@ops_lead"}, slack.calls
+        assert posts["@ops_lead"].authorization == "Bearer xoxb-test"
+        assert posts["@ops_lead"].body["text"].startswith("*2 model approvals wait for your decision, ops_lead:*")
+        assert "dresden" in posts["@ops_lead"].body["text"] and "dresden" not in posts["@bremen_ops"].body["text"]
 
         base_url = os.environ["AIRFLOW__API__BASE_URL"]
         for city, (_, _, outcome) in waiting.items():
