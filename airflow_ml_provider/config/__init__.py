@@ -29,7 +29,6 @@ from airflow_ml_provider.config.loading import (
     model_name_problems,
 )
 from airflow_ml_provider.config.sections import (
-    DATA_URI_MACROS,
     DEFAULTS_FILE,
     MODEL_NAME_PATTERN,
     ApprovalConfig,
@@ -51,8 +50,8 @@ from airflow_ml_provider.config.sections import (
     StorageConfig,
     Tolerance,
     ValidationConfig,
-    data_uri_problem,
 )
+from airflow_ml_provider.config.templates import DATA_URI_MACROS, data_uri_problem
 
 __all__ = [
     "CITY_NAME_PATTERN",

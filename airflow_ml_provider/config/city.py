@@ -21,6 +21,7 @@ from airflow_ml_provider.config.sections import (
     ValidationConfig,
     _Model,
 )
+from airflow_ml_provider.config.templates import has_template
 
 CITY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 RETRAIN_PREFIX = "retrain_"  # a city's retraining DAG is RETRAIN_PREFIX + city
@@ -100,7 +101,7 @@ class CityConfig(_Model):
             problems.append(f"features: the timestamp column {self.data.timestamp_column!r} cannot be a feature")
         if self.evaluation.baseline.strategy == "majority" and self.task == "regression":
             problems.append("evaluation.baseline.strategy: `majority` is for classification; use mean or median")
-        if self.retrain_on.data and ("{{" in self.data.uri or "{%" in self.data.uri):
+        if self.retrain_on.data and has_template(self.data.uri):
             problems.append(
                 "retrain_on.data: data.uri has Airflow templates, so no single asset stands for it; name the "
                 "asset your upstream DAG publishes in retrain_on.assets instead"

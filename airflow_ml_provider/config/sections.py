@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from airflow_ml_provider.config.templates import DATA_URI_MACROS, data_uri_problem, has_template, shorten
 
 DEFAULTS_FILE = "_defaults.yaml"
-
-
-def _shorten(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters with an ellipsis, so a huge value cannot flood an error message."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Model(BaseModel):
@@ -42,7 +39,7 @@ class RegistryConfig(_Model):
     def _model_name(cls, value: str) -> str:
         if len(value) > MODEL_NAME_MAX_LENGTH or not re.fullmatch(MODEL_NAME_PATTERN, value):
             raise ValueError(
-                f"{_shorten(value)!r} is not a model name: use up to {MODEL_NAME_MAX_LENGTH} letters, digits, `_`, "
+                f"{shorten(value)!r} is not a model name: use up to {MODEL_NAME_MAX_LENGTH} letters, digits, `_`, "
                 "`-` and `.`, with `{city}` for the city's name (e.g. eta_{city})"
             )
         return value
@@ -54,39 +51,6 @@ class StorageConfig(_Model):
         description="Local folder or s3://bucket/prefix where each run keeps its validated snapshot and model.",
     )
     aws_conn_id: str = "aws_default"
-
-
-# The only Airflow templates data.uri may use: dates of the run, and the file a person names when triggering.
-# Anything else (conn, var, macros, ti, ...) could put secrets into XCom and the MLflow tag airflow_ml.data_uri.
-# `dag_run.conf['data_uri']` is allowed because whoever may trigger the DAG may already choose its run's inputs; its
-# value is a plain string, rendered once (a template inside it is not rendered again), read with data.aws_conn_id,
-# and trains only this city's model, which still needs approval.
-_DATE_MACROS = ("data_interval_start", "data_interval_end", "logical_date")
-DATA_URI_MACROS = (
-    "ds",
-    "ds_nodash",
-    *_DATE_MACROS,
-    *(f"{macro} | {date_filter}" for macro in _DATE_MACROS for date_filter in ("ds", "ds_nodash")),
-    "dag_run.conf['data_uri']",
-)
-_ALLOWED_TEMPLATES = {re.sub(r"\s+", "", m) for m in DATA_URI_MACROS}
-_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
-_ALLOWED_MACROS_TEXT = (
-    "data.uri may only use {{ ds }}, {{ ds_nodash }}, {{ data_interval_start }}, {{ data_interval_end }}, "
-    "{{ logical_date }} (the last three optionally with | ds or | ds_nodash) and {{ dag_run.conf['data_uri'] }}"
-)
-
-
-def data_uri_problem(uri: str) -> str | None:
-    """Why ``uri`` may not be rendered by Airflow, or None: only ``{{ macro }}`` from DATA_URI_MACROS is allowed."""
-    for match in _TEMPLATE.finditer(uri):
-        if re.sub(r"\s+", "", match.group(1)).replace('"', "'") not in _ALLOWED_TEMPLATES:
-            return f"the template {_shorten(match.group(0))} is not allowed; {_ALLOWED_MACROS_TEXT}"
-    rest = _TEMPLATE.sub("", uri)
-    for marker in ("{{", "}}", "{%", "%}", "{#", "#}"):
-        if marker in rest:
-            return f"{marker!r} outside a {{{{ macro }}}}; {_ALLOWED_MACROS_TEXT}"
-    return None
 
 
 class DataConfig(_Model):
@@ -352,6 +316,19 @@ class ApprovalConfig(_Model):
     notifiers: list[NotifierConfig] = Field(default_factory=list)
 
 
+def _asset_identifier(value: str) -> str:
+    """A ``retrain_on.assets`` entry: Airflow refuses an empty one in an error naming no YAML field, and a template
+    would name an asset no producer updates."""
+    if not value.strip():
+        raise ValueError("empty; give the URI or name the upstream task declares in `outlets`, or remove the entry")
+    if has_template(value):
+        raise ValueError(
+            f"{shorten(value)!r} has an Airflow template, which Airflow does not render in assets; use the fixed URI "
+            "or name the upstream task declares in `outlets` (`{city}` is replaced)"
+        )
+    return value
+
+
 class RetrainOnConfig(_Model):
     """Retrain when data lands: Airflow Assets that start the city's run when an upstream task updates them."""
 
@@ -361,10 +338,11 @@ class RetrainOnConfig(_Model):
         '`outlets=[Asset("<data.uri>")]` (the same URI, `{city}` filled in) starts this city\'s run when that task '
         "succeeds. `data.uri` must then be a fixed URI without Airflow templates.",
     )
-    assets: list[str] = Field(
+    assets: list[Annotated[str, AfterValidator(_asset_identifier)]] = Field(
         default_factory=list,
         description="More Airflow Assets that start a run when updated: a URI (`s3://bucket/prefix`, anything with "
-        "`://`) or an asset name (`Asset(name=...)` in the producer). `{city}` is replaced.",
+        "`://`) or an asset name (`Asset(name=...)` in the producer). `{city}` is replaced; no entry may be empty or "
+        "hold Airflow templates (`{{ ... }}`), which Airflow does not render in assets.",
     )
     mode: Literal["any", "all"] = Field(
         "any",

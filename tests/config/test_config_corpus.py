@@ -280,6 +280,24 @@ CORPUS: list[tuple[str, str, list[str]]] = [
         "city: berlin\napproval: {approvers: [a], notifiers: [{kind: pager}]}\n",
         ["berlin.yaml: approval.notifiers[0].kind: input should be 'smtp' or 'slack', got 'pager'"],
     ),
+    # ----- retrain_on.assets: what Airflow would refuse, or never match, in an error naming no field -----
+    (
+        "asset-empty",
+        "city: berlin\nretrain_on: {assets: ['rides_{city}', ' ']}\n",
+        [
+            "berlin.yaml: retrain_on.assets[1]: empty; give the URI or name the upstream task declares in `outlets`, "
+            "or remove the entry"
+        ],
+    ),
+    (
+        "asset-template",
+        "city: berlin\nretrain_on: {assets: ['s3://lake/{{ ds }}/rides.parquet']}\n",
+        [
+            "berlin.yaml: retrain_on.assets[0]: 's3://lake/{{ ds }}/rides.parquet' has an Airflow template, which "
+            "Airflow does not render in assets; use the fixed URI or name the upstream task declares in `outlets` "
+            "(`{city}` is replaced)"
+        ],
+    ),
     (
         "unknown-nested-key",
         'city: berlin\nregistry: {model_name: "eta_{city}", extra: {a: [1, {b: 2}]}}\n',
