@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -26,10 +27,10 @@ class DigestNotifierConfig(NotifierConfig):
     """Where each approver's digest goes. ``{approver}`` in ``to`` or ``channel`` is the approver's Airflow user name:
     ``to: ["{approver}@example.com"]`` mails every approver their own list."""
 
+    to_example: ClassVar[str] = f"['{APPROVER}@example.com']"
+
     @model_validator(mode="after")
-    def _addressed(self) -> DigestNotifierConfig:
-        if self.kind == "smtp" and not self.to:
-            raise ValueError("kind smtp needs `to`: the addresses, e.g. ['{approver}@example.com']")
+    def _placeholders(self) -> DigestNotifierConfig:
         for text in [*(self.to or []), self.channel or ""]:
             for placeholder in _PLACEHOLDER.findall(text):
                 if placeholder != APPROVER:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -305,8 +305,16 @@ class NotifierConfig(_Model):
         description="Airflow's SmtpNotifier, or SlackNotifier (`pip install 'airflow-ml-provider[slack]'`)."
     )
     conn_id: str | None = Field(None, description="Airflow connection; default smtp_default or slack_api_default.")
-    to: list[str] | None = Field(None, description="smtp: recipients")
+    to: list[str] | None = Field(None, description="smtp: recipients' addresses, required with kind smtp.")
     channel: str | None = Field(None, description="slack: channel, default #general")
+
+    to_example: ClassVar[str] = "['ml-team@example.com']"  # the approval digest's suggests a per-approver address
+
+    @model_validator(mode="after")
+    def _addressed(self) -> NotifierConfig:
+        if self.kind == "smtp" and not self.to:  # SmtpNotifier would send to nobody, without an error
+            raise ValueError(f"kind smtp needs `to`: the addresses, e.g. {self.to_example}")
+        return self
 
 
 class ApprovalConfig(_Model):

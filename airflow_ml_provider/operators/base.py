@@ -93,13 +93,14 @@ def make_notifier(
     to: list[str] | None = None,
     channel: str | None = None,
 ) -> BaseNotifier:
-    """Airflow's SmtpNotifier (``html`` to ``to``, else the spec's ``to``) or SlackNotifier (``text`` to ``channel``,
-    else the spec's, else #general) for a ``notifiers`` entry; ConfigError naming ``where`` without Slack's provider."""
+    """Airflow's SmtpNotifier (``html`` to ``to``, else the spec's ``to``, which the config requires for smtp) or
+    SlackNotifier (``text`` to ``channel``, else the spec's, else #general) for a ``notifiers`` entry; ConfigError
+    naming ``where`` without Slack's provider."""
     if spec.kind == "smtp":
         from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
         return SmtpNotifier(
-            to=to or spec.to or [],
+            to=to or spec.to,
             subject=subject,
             html_content=html,
             **({"smtp_conn_id": spec.conn_id} if spec.conn_id else {}),

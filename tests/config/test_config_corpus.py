@@ -280,6 +280,11 @@ CORPUS: list[tuple[str, str, list[str]]] = [
         "city: berlin\napproval: {approvers: [a], notifiers: [{kind: pager}]}\n",
         ["berlin.yaml: approval.notifiers[0].kind: input should be 'smtp' or 'slack', got 'pager'"],
     ),
+    (
+        "smtp-notifier-without-to",  # SmtpNotifier would send to nobody, without an error
+        "city: berlin\napproval: {approvers: [a], notifiers: [{kind: slack}, {kind: smtp, to: []}]}\n",
+        ["berlin.yaml: approval.notifiers[1]: kind smtp needs `to`: the addresses, e.g. ['ml-team@example.com']"],
+    ),
     # ----- retrain_on.assets: what Airflow would refuse, or never match, in an error naming no field -----
     (
         "asset-empty",
