@@ -1,4 +1,5 @@
-"""The validated snapshot: the exact rows validate_data checked, as Parquet bytes whose sha256 later steps verify."""
+"""The validated snapshot: the exact rows validate_data checked, as Parquet bytes whose sha256 later steps verify
+(``core/storage.verified``)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,10 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from airflow_ml_provider.core.storage import sha256_hex
-
 if TYPE_CHECKING:
     import pandas as pd
 
     from airflow_ml_provider.core.windows import Windows
-
-
-class SnapshotIntegrityError(ValueError):
-    """The snapshot's bytes are not the ones validate_data wrote."""
 
 
 def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -29,17 +24,6 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pq.write_table(table, buffer, compression="snappy", write_statistics=False)
     return buffer.getvalue()
-
-
-def verified(data: bytes, expected_sha256: str, uri: str) -> bytes:
-    """``data``, only if its sha256 is the one recorded when it was validated."""
-    actual = sha256_hex(data)
-    if actual != expected_sha256:
-        raise SnapshotIntegrityError(
-            f"{uri}: sha256 is {actual} but validate_data recorded {expected_sha256}; refusing to train on data "
-            "that was not validated. The snapshot changed after validation: clear validate_data to validate again."
-        )
-    return data
 
 
 def window_rows(

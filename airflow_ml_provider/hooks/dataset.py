@@ -185,29 +185,25 @@ class DatasetHook(BaseHook):
         eval_columns: Sequence[str],
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The validated snapshot's train and eval rows, each with only the columns a step uses (an empty list skips
-        that window); refuses a snapshot whose hash does not match."""
-        from airflow_ml_provider.core.snapshot import verified, window_rows
+        that window); IntegrityError for a snapshot whose sha256 is not the one validate_data recorded."""
+        from airflow_ml_provider.core.snapshot import window_rows
+        from airflow_ml_provider.core.storage import verified
 
         uri = validated.snapshot_uri
-        data = verified(self.read_bytes(uri), validated.snapshot_sha256, uri)
+        data = verified(self.read_bytes(uri), validated.snapshot_sha256, uri, written_by=validated.STEP)
         return (
             window_rows(data, validated.windows, timestamp_column, "train", train_columns),
             window_rows(data, validated.windows, timestamp_column, "eval", eval_columns),
         )
 
     def read_model(self, trained: Trained) -> Any:
-        """The candidate pipeline ``train`` wrote, verified against its sha256 before unpickling."""
+        """The candidate pipeline ``train`` wrote, verified against its sha256 before unpickling (IntegrityError)."""
         import pickle
 
-        from airflow_ml_provider.core.storage import sha256_hex
+        from airflow_ml_provider.core.storage import verified
 
-        data = self.read_bytes(trained.model_uri)
-        if sha256_hex(data) != trained.model_sha256:
-            raise UnusableFileError(
-                f"{trained.model_uri}: the model file changed since training (sha256 mismatch); clear train with "
-                "downstream"
-            )
-        return pickle.loads(data)
+        uri = trained.model_uri
+        return pickle.loads(verified(self.read_bytes(uri), trained.model_sha256, uri, written_by=trained.STEP))
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         """Write (or replace) a file or object; local parent folders are created."""

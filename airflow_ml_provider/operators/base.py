@@ -3,6 +3,8 @@ Airflow notifiers that the YAML's `notifiers` entries describe."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,12 +59,20 @@ class CityOperator(BaseOperator):
         )
 
 
+@contextmanager
+def failing_for_good(*errors: type[Exception]) -> Iterator[None]:
+    """``errors`` fail the task without retries, with their message: a retry would meet them again (the same XCom,
+    the same bytes), after minutes of backoff."""
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def handed(kind: type[H], data: Any) -> H:
     """A step's input from XCom. A result the contract cannot read fails for good: retrying reads the same thing."""
-    try:
+    with failing_for_good(HandoffError):
         return kind.from_xcom(data)
-    except HandoffError as exc:
-        raise AirflowFailException(str(exc)) from None
 
 
 def run_end(context: Context) -> datetime:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.handoff import REPORT_MARKDOWN_KEY, Evaluated, Trained, Validated
 from airflow_ml_provider.core.registry import CHAMPION
-from airflow_ml_provider.operators.base import CityOperator, airflow_run_url, handed
+from airflow_ml_provider.core.storage import IntegrityError, sha256_hex
+from airflow_ml_provider.operators.base import CityOperator, airflow_run_url, failing_for_good, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,19 +33,19 @@ class EvaluateModelOperator(CityOperator):
 
         from airflow_ml_provider.core.evaluation import approval_markdown, evaluation_columns, score_candidate
         from airflow_ml_provider.core.report import render_chart
-        from airflow_ml_provider.core.storage import sha256_hex
         from airflow_ml_provider.core.training import feature_frame
 
         validated, trained = handed(Validated, self.validation), handed(Trained, self.training)
         config, storage, hook = self.config, self.storage_hook(), self.mlflow_hook()
-        # The train rows feed only the naive baseline (their target's mean or median).
-        train, eval_frame = storage.read_snapshot_windows(
-            validated,
-            config.data.timestamp_column,
-            train_columns=[config.target],
-            eval_columns=evaluation_columns(config),
-        )
-        candidate = storage.read_model(trained)
+        with failing_for_good(IntegrityError):
+            # The train rows feed only the naive baseline (their target's mean or median).
+            train, eval_frame = storage.read_snapshot_windows(
+                validated,
+                config.data.timestamp_column,
+                train_columns=[config.target],
+                eval_columns=evaluation_columns(config),
+            )
+            candidate = storage.read_model(trained)
         champion = hook.version_by_alias(config.model_name, CHAMPION)  # an outage raises: never "no champion"
         self.log.info("Comparing with %s", f"v{champion.version} (champion)" if champion else "the naive baseline")
         result = score_candidate(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml_provider import __version__
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Evaluated, Registered, Trained, Validated
+from airflow_ml_provider.core.storage import IntegrityError
 from airflow_ml_provider.hooks.git import code_commit
-from airflow_ml_provider.operators.base import CityOperator, handed
+from airflow_ml_provider.operators.base import CityOperator, failing_for_good, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,15 +42,15 @@ class RegisterModelOperator(CityOperator):
         config = self.config
         validated, trained = handed(Validated, self.validation), handed(Trained, self.training)
         evaluated = handed(Evaluated, self.evaluation)
-        try:
+        with failing_for_good(registry.UnevaluatedModel):
             registry.check_evaluated(trained, evaluated)
-        except registry.UnevaluatedModel as exc:
-            raise AirflowFailException(str(exc)) from None
         storage, hook = self.storage_hook(), self.mlflow_hook()
-        # The input example MLflow logs with the model: a few eval rows' features.
-        _, eval_frame = storage.read_snapshot_windows(
-            validated, config.data.timestamp_column, train_columns=[], eval_columns=config.features.all
-        )
+        with failing_for_good(IntegrityError):
+            # The input example MLflow logs with the model: a few eval rows' features.
+            _, eval_frame = storage.read_snapshot_windows(
+                validated, config.data.timestamp_column, train_columns=[], eval_columns=config.features.all
+            )
+            model = storage.read_model(trained)
         tags = registry.lineage_tags(
             city=config.city,
             package_version=__version__,
@@ -64,7 +65,7 @@ class RegisterModelOperator(CityOperator):
         version, reused = hook.register_candidate(
             model_name=config.model_name,
             run_id=trained.mlflow_run_id,
-            model=storage.read_model(trained),
+            model=model,
             input_example=feature_frame(config, eval_frame.head(5)),
             tags=tags,
             dag_run_id=context["run_id"],

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Trained, Validated
+from airflow_ml_provider.core.storage import IntegrityError, sha256_hex
 from airflow_ml_provider.hooks.mlflow import TRY_NUMBER_TAG
-from airflow_ml_provider.operators.base import CityOperator, handed
+from airflow_ml_provider.operators.base import CityOperator, failing_for_good, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -29,15 +30,15 @@ class TrainModelOperator(CityOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pickle
 
-        from airflow_ml_provider.core.storage import sha256_hex
         from airflow_ml_provider.core.training import fit, training_columns, training_params
 
         validated = handed(Validated, self.validation)
         settings = self.settings(context)
-        storage = self.storage_hook()
-        train, _ = storage.read_snapshot_windows(
-            validated, self.config.data.timestamp_column, train_columns=training_columns(self.config), eval_columns=[]
-        )
+        storage, columns = self.storage_hook(), training_columns(self.config)
+        with failing_for_good(IntegrityError):
+            train, _ = storage.read_snapshot_windows(
+                validated, self.config.data.timestamp_column, train_columns=columns, eval_columns=[]
+            )
         model = fit(self.config, train, settings.estimator_params)
         payload = pickle.dumps(model)
         model_sha256 = sha256_hex(payload)

@@ -18,8 +18,8 @@ import pytest
 from bad_inputs import CORPUS, DATA_END, EVAL_START
 
 from airflow_ml_provider.config import CityConfig, ExpectationConfig, load_city_config
-from airflow_ml_provider.core.snapshot import SnapshotIntegrityError, to_parquet_bytes, verified, window_rows
-from airflow_ml_provider.core.storage import sha256_hex
+from airflow_ml_provider.core.snapshot import to_parquet_bytes, window_rows
+from airflow_ml_provider.core.storage import IntegrityError, sha256_hex, verified
 from airflow_ml_provider.core.validation import ValidationOutcome, expectation_problems, validate
 from airflow_ml_provider.core.windows import Windows
 from airflow_ml_provider.hooks.dataset import DatasetError, DatasetHook
@@ -278,12 +278,14 @@ def test_snapshot_bytes_are_deterministic_and_verified(clean: pd.DataFrame, buil
     frame = validate(clean, builtin, WINDOWS).frame
     data = to_parquet_bytes(frame)
     assert to_parquet_bytes(frame.copy()) == data
-    assert verified(data, sha256_hex(data), "s3://b/run/snapshot.parquet") is data
-    with pytest.raises(SnapshotIntegrityError) as error:
-        verified(data + b" ", sha256_hex(data), "s3://b/run/snapshot.parquet")
-    assert str(error.value).startswith(f"s3://b/run/snapshot.parquet: sha256 is {sha256_hex(data + b' ')} but ")
-    assert f"validate_data recorded {sha256_hex(data)}; refusing to train on data that was not validated" in str(
-        error.value
+    assert verified(data, sha256_hex(data), "s3://b/run/snapshot.parquet", written_by="validate_data") is data
+    with pytest.raises(IntegrityError) as error:
+        verified(data + b" ", sha256_hex(data), "s3://b/run/snapshot.parquet", written_by="validate_data")
+    assert str(error.value) == (
+        f"s3://b/run/snapshot.parquet: sha256 is {sha256_hex(data + b' ')} but validate_data recorded "
+        f"{sha256_hex(data)}: the file changed after validate_data wrote it, and a retry reads the same bytes. Find "
+        "what changed the run's files, then clear validate_data and its downstream tasks in this DAG run to write it "
+        "again."
     )
 
 
