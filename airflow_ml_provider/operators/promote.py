@@ -10,7 +10,7 @@ from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.ledger import decided
 from airflow_ml_provider.core.registry import PREVIOUS_CHAMPION, PromotionRefused, RollbackRefused, StaleChampionError
 from airflow_ml_provider.hooks.ledger import record, roll_back
-from airflow_ml_provider.operators.base import CityOperator, handed
+from airflow_ml_provider.operators.base import CityOperator, failing_for_good, handed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,10 +34,8 @@ class PromoteModelOperator(CityOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         registered, decision = handed(Registered, self.registration), handed(Decision, self.decision)
-        try:
+        with failing_for_good(PromotionRefused, StaleChampionError):
             promoted = self.mlflow_hook().promote(registered, decision, approvers=self.config.approval.approvers)
-        except (PromotionRefused, StaleChampionError) as exc:
-            raise AirflowFailException(str(exc)) from None
         record(self.config, decided(registered, decision, promoted, dag_id=self.dag_id, dag_run_id=context["run_id"]))
         self.log.info(
             "%s v%s is champion (approved by %s); previous champion: %s",
@@ -72,7 +70,7 @@ class RollbackModelOperator(CityOperator):
             raise AirflowFailException("a rollback needs a reason; trigger it again with the reason filled in")
         target = None if self.to_version in ("", PREVIOUS_CHAMPION, None) else str(self.to_version)
         user = context["dag_run"].triggering_user_name or "unknown"
-        try:
+        with failing_for_good(RollbackRefused, ValueError):
             plan = roll_back(
                 self.config,
                 self.mlflow_hook(),
@@ -83,7 +81,5 @@ class RollbackModelOperator(CityOperator):
                 dag_id=self.dag_id,
                 dag_run_id=context["run_id"],
             )
-        except (RollbackRefused, ValueError) as exc:
-            raise AirflowFailException(str(exc)) from None
         self.log.info("%s champion: v%s -> v%s by %s", plan.model_name, plan.from_version, plan.to_version, user)
         return {"model_name": plan.model_name, "champion": plan.to_version, "from_version": plan.from_version}
