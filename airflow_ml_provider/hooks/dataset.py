@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_ml_provider.core.storage import verified
+
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -187,7 +189,6 @@ class DatasetHook(BaseHook):
         """The validated snapshot's train and eval rows, each with only the columns a step uses (an empty list skips
         that window); IntegrityError for a snapshot whose sha256 is not the one validate_data recorded."""
         from airflow_ml_provider.core.snapshot import window_rows
-        from airflow_ml_provider.core.storage import verified
 
         uri = validated.snapshot_uri
         data = verified(self.read_bytes(uri), validated.snapshot_sha256, uri, written_by=validated.STEP)
@@ -199,8 +200,6 @@ class DatasetHook(BaseHook):
     def read_model(self, trained: Trained) -> Any:
         """The candidate pipeline ``train`` wrote, verified against its sha256 before unpickling (IntegrityError)."""
         import pickle
-
-        from airflow_ml_provider.core.storage import verified
 
         uri = trained.model_uri
         return pickle.loads(verified(self.read_bytes(uri), trained.model_sha256, uri, written_by=trained.STEP))

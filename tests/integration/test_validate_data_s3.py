@@ -66,7 +66,8 @@ def test_validates_a_prefix_of_files_and_writes_the_snapshot_to_s3(s3_city: Any)
     import pandas as pd
 
     from airflow_ml_provider.core.demo_data import make_city_data
-    from airflow_ml_provider.core.snapshot import to_parquet_bytes, verified
+    from airflow_ml_provider.core.snapshot import to_parquet_bytes
+    from airflow_ml_provider.core.storage import verified
     from airflow_ml_provider.hooks.dataset import DatasetHook
 
     frame = make_city_data("berlin", end=END.date())
@@ -77,7 +78,7 @@ def test_validates_a_prefix_of_files_and_writes_the_snapshot_to_s3(s3_city: Any)
     result = _run_validate(s3_city, f"s3://{BUCKET}/berlin/2026-06-01/", "manual__s3_ok")
     sha256 = result["snapshot_sha256"]
     assert result["snapshot_uri"] == f"s3://{BUCKET}/runs/berlin/manual__s3_ok/snapshots/{sha256}.parquet"
-    data = verified(DatasetHook().read_bytes(result["snapshot_uri"]), sha256, "snapshot")
+    data = verified(DatasetHook().read_bytes(result["snapshot_uri"]), sha256, "snapshot", written_by="validate_data")
     snapshot = pd.read_parquet(io.BytesIO(data))
     assert (
         result["summary"]["success"]
