@@ -32,11 +32,12 @@ def window_rows(
     timestamp_column: str,
     window: Literal["train", "eval"],
     columns: Sequence[str] | None,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """The snapshot's rows of one window, train (before ``eval_start``) or eval (from it on), with only ``columns``
-    (every column when None; no rows and no columns when empty). The steps each use a part of the snapshot: Parquet
-    decodes only those columns and hands pandas only those rows (turning text into Python strings is most of a
-    read)."""
+    (every column when None; no rows and no columns when empty), the first ``limit`` of them when given. The steps
+    each use a part of the snapshot: Parquet decodes only those columns and hands pandas only those rows (turning
+    text into Python strings is most of a read)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -47,6 +48,5 @@ def window_rows(
         present = set(pq.read_schema(io.BytesIO(data)).names)
         columns = [column for column in dict.fromkeys(columns) if column in present]
     operator = "<" if window == "train" else ">="
-    return pd.read_parquet(
-        io.BytesIO(data), columns=columns, filters=[(timestamp_column, operator, windows.eval_start)]
-    )
+    rows = pq.read_table(io.BytesIO(data), columns=columns, filters=[(timestamp_column, operator, windows.eval_start)])
+    return (rows if limit is None else rows.slice(0, limit)).to_pandas()

@@ -19,6 +19,8 @@ from airflow_ml_provider.config import CityConfig
 # The seed of estimators that draw random numbers (e.g. HistGradientBoosting's early-stopping split) when the YAML sets
 # no random_state: the same data and config train the same model, a year later too.
 SEED = 0
+# The eval rows MLflow logs with a candidate as its input example; evaluate infers the candidate's schema from as many.
+INPUT_EXAMPLE_ROWS = 5
 
 
 def estimator_class(path: str, allowed_prefixes: list[str]) -> type[BaseEstimator]:

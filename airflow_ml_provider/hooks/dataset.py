@@ -185,16 +185,18 @@ class DatasetHook(BaseHook):
         *,
         train_columns: Sequence[str],
         eval_columns: Sequence[str],
+        limit: int | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The validated snapshot's train and eval rows, each with only the columns a step uses (an empty list skips
-        that window); IntegrityError for a snapshot whose sha256 is not the one validate_data recorded."""
+        that window) and at most ``limit`` rows when given; IntegrityError for a snapshot whose sha256 is not the one
+        validate_data recorded."""
         from airflow_ml_provider.core.snapshot import window_rows
 
         uri = validated.snapshot_uri
         data = verified(self.read_bytes(uri), validated.snapshot_sha256, uri, written_by=validated.STEP)
         return (
-            window_rows(data, validated.windows, timestamp_column, "train", train_columns),
-            window_rows(data, validated.windows, timestamp_column, "eval", eval_columns),
+            window_rows(data, validated.windows, timestamp_column, "train", train_columns, limit),
+            window_rows(data, validated.windows, timestamp_column, "eval", eval_columns, limit),
         )
 
     def read_model(self, trained: Trained) -> Any:

@@ -33,7 +33,7 @@ class EvaluateModelOperator(CityOperator):
 
         from airflow_ml_provider.core.evaluation import approval_markdown, evaluation_columns, score_candidate
         from airflow_ml_provider.core.report import render_chart
-        from airflow_ml_provider.core.training import feature_frame
+        from airflow_ml_provider.core.training import INPUT_EXAMPLE_ROWS, feature_frame
 
         validated, trained = handed(Validated, self.validation), handed(Trained, self.training)
         config, storage, hook = self.config, self.storage_hook(), self.mlflow_hook()
@@ -58,7 +58,7 @@ class EvaluateModelOperator(CityOperator):
         )
         report = result.to_dict()
         champion_schema = hook.input_schema(config.model_name, champion.version) if champion else None
-        candidate_schema = hook.schema_of(feature_frame(config, eval_frame.head(5)))
+        candidate_schema = hook.schema_of(feature_frame(config, eval_frame.head(INPUT_EXAMPLE_ROWS)))
         markdown = approval_markdown(
             report,
             {"MLflow run": hook.run_url(trained.mlflow_run_id), "Airflow run": airflow_run_url(context)},

@@ -34,7 +34,7 @@ class RegisterModelOperator(CityOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml_provider.core.evaluation import summary_metrics
-        from airflow_ml_provider.core.training import feature_frame
+        from airflow_ml_provider.core.training import INPUT_EXAMPLE_ROWS, feature_frame
 
         settings = self.settings(context)
         if settings.dry_run:
@@ -47,8 +47,12 @@ class RegisterModelOperator(CityOperator):
         storage, hook = self.storage_hook(), self.mlflow_hook()
         with failing_for_good(IntegrityError):
             # The input example MLflow logs with the model: a few eval rows' features.
-            _, eval_frame = storage.read_snapshot_windows(
-                validated, config.data.timestamp_column, train_columns=[], eval_columns=config.features.all
+            _, example = storage.read_snapshot_windows(
+                validated,
+                config.data.timestamp_column,
+                train_columns=[],
+                eval_columns=config.features.all,
+                limit=INPUT_EXAMPLE_ROWS,
             )
             model = storage.read_model(trained)
         tags = registry.lineage_tags(
@@ -66,7 +70,7 @@ class RegisterModelOperator(CityOperator):
             model_name=config.model_name,
             run_id=trained.mlflow_run_id,
             model=model,
-            input_example=feature_frame(config, eval_frame.head(5)),
+            input_example=feature_frame(config, example),
             tags=tags,
             dag_run_id=context["run_id"],
             needs_approval=needs_approval,

@@ -300,6 +300,10 @@ def test_snapshot_windows_hold_only_the_rows_and_columns_asked_for(clean: pd.Dat
     evaluation = window_rows(data, WINDOWS, "requested_at", "eval", ["eta_seconds", "district", "eta_seconds", "gone"])
     pd.testing.assert_frame_equal(evaluation, frame.loc[is_eval, ["eta_seconds", "district"]].reset_index(drop=True))
     assert window_rows(data, WINDOWS, "requested_at", "train", []).shape == (0, 0)
+    # register's input example: the window's first rows, as the whole window's read gives them.
+    example = window_rows(data, WINDOWS, "requested_at", "eval", ["district", "distance_km"], limit=5)
+    first = frame.loc[is_eval, ["district", "distance_km"]].head(5).reset_index(drop=True)
+    pd.testing.assert_frame_equal(example, first)
 
 
 def test_a_row_at_eval_start_is_evaluated_not_trained_on() -> None:
