@@ -12,8 +12,11 @@ if TYPE_CHECKING:
 
 
 def evaluation_columns(config: CityConfig) -> list[str]:
-    """The eval rows' columns scoring reads: the features, the target, the slices' columns and a baseline column."""
-    columns = [*config.features.all, config.target]
+    """The eval rows' columns scoring reads: those training reads (features, target), the slices' columns and a
+    baseline column."""
+    from airflow_ml_provider.core.training import training_columns
+
+    columns = training_columns(config)
     for spec in config.evaluation.slices:
         columns.extend(spec.referenced_columns)
     if config.evaluation.baseline.column:
