@@ -72,7 +72,8 @@ def failing_for_good(*errors: type[Exception]) -> Iterator[None]:
 def handed(kind: type[H], data: Any) -> H:
     """A step's input from XCom. A result the contract cannot read fails for good: retrying reads the same thing."""
     with failing_for_good(HandoffError):
-        return kind.from_xcom(data)
+        handoff = kind.from_xcom(data)
+    return handoff
 
 
 def run_end(context: Context) -> datetime:
