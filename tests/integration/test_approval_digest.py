@@ -17,8 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from slack_api import SlackSink
-from smtp import SmtpSink
+from notifier_sinks import SlackSink, SmtpSink
 
 from airflow_ml_provider.tools import embedded
 
