@@ -225,16 +225,30 @@ class Ledger:
         )
 
 
+def last_move(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
+    """The last promotion or rollback: its ``to_version`` is the ledger's champion. None before the first one."""
+    moves = [e for e in events if e.kind in (PROMOTE, ROLLBACK)]
+    return moves[-1] if moves else None
+
+
+def rollback_of_run(events: Sequence[LedgerEvent], dag_run_id: str | None) -> LedgerEvent | None:
+    """The rollback this DAG run recorded, when it is the last event: the run is done, and a retry or a clear of
+    it must not roll back again (to ``previous_champion``, that would swap back)."""
+    last = events[-1] if events else None
+    if dag_run_id is not None and last is not None and (last.kind, last.dag_run_id) == (ROLLBACK, dag_run_id):
+        return last
+    return None
+
+
 def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | None) -> str | None:
     """Why the ledger's last champion differs from the registry's ``champion`` alias, or None when they agree
     (an alias moved outside the provider, or the last event was removed)."""
-    moves = [e for e in events if e.kind in (PROMOTE, ROLLBACK)]
-    if not moves:
+    move = last_move(events)
+    if move is None:
         return None  # nothing recorded yet: a champion from before the ledger
-    recorded = moves[-1].to_version
-    if recorded != champion_version:
+    if move.to_version != champion_version:
         return (
-            f"the ledger's last champion is v{recorded} (event {moves[-1].sequence}) but the registry's champion "
+            f"the ledger's last champion is v{move.to_version} (event {move.sequence}) but the registry's champion "
             f"alias points at {'v' + champion_version if champion_version else 'nothing'}"
         )
     return None

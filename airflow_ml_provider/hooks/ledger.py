@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import CityConfig
-from airflow_ml_provider.core.ledger import ROLLBACK, Ledger, LedgerEvent, Move
+from airflow_ml_provider.core.ledger import ROLLBACK, Ledger, LedgerEvent, Move, last_move, rollback_of_run
 from airflow_ml_provider.core.registry import Rollback
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
@@ -46,19 +45,39 @@ def roll_back(
     dag_id: str | None = None,
     dag_run_id: str | None = None,
 ) -> Rollback:
-    """Move the city's ``champion`` back (:meth:`MlflowHook.rollback`, which refuses what may not be restored) and
-    record it in the ledger: the rollback DAG and ``airflow-ml rollback`` both come here."""
+    """Move the city's ``champion`` back (:meth:`MlflowHook.rollback`, which refuses what may not be restored and
+    finishes an interrupted rollback) and record it in the ledger once: the rollback DAG and ``airflow-ml rollback``
+    both come here. A DAG run whose rollback is the ledger's last event is done and changes nothing again."""
+    events = city_ledger(config).events()
+    done = rollback_of_run(events, dag_run_id)
+    if done is not None and done.to_version is not None:
+        return Rollback(
+            done.model_name, done.to_version, done.from_version, done.model_sha256, done.who, done.why, done.at
+        )
+    move = last_move(events)
     plan = hook.rollback(
         config.model_name,
         to_version=to_version,
         decided_by=who,
         reason=why,
+        recorded_champion=move.to_version if move else None,
         force=force,
         approvers=config.approval.approvers,
     )
-    # The plan names the move (model, from and to version, the restored bits); the caller adds who, why and where.
-    move = Move(
-        kind=ROLLBACK, version=plan.to_version, who=who, why=why, dag_id=dag_id, dag_run_id=dag_run_id, **asdict(plan)
+    # Who and why as the restored version records them: a finished interrupted rollback is its first request's.
+    record(
+        config,
+        Move(
+            kind=ROLLBACK,
+            model_name=plan.model_name,
+            version=plan.to_version,
+            from_version=plan.from_version,
+            to_version=plan.to_version,
+            who=plan.who,
+            why=plan.why,
+            model_sha256=plan.model_sha256,
+            dag_id=dag_id,
+            dag_run_id=dag_run_id,
+        ),
     )
-    record(config, move)
     return plan

@@ -169,42 +169,60 @@ class CandidateWorkflow:
         to_version: str | None,
         decided_by: str,
         reason: str,
+        recorded_champion: str | None,
         force: bool = False,
         approvers: list[str] | tuple[str, ...] = (),
     ) -> registry.Rollback:
         """Move ``champion`` back in one step (default: to ``previous_champion``), recording who, when and why.
-        :func:`registry.plan_rollback` says which versions may be restored and by whom."""
+        :func:`registry.plan_rollback` says which versions may be restored and by whom. ``recorded_champion`` is the
+        promotion ledger's last champion (None when it has none).
+
+        Safe to retry at any point: a rollback interrupted after moving ``champion`` is recognised by its tags
+        (:func:`registry.unfinished_rollback`) and finished with the values it started with."""
         champion = self.version_by_alias(model_name, registry.CHAMPION)
-        if to_version is None:
-            previous = self.version_by_alias(model_name, registry.PREVIOUS_CHAMPION)
-            if previous is None:
-                raise ValueError(f"{model_name} has no previous_champion alias; name a version to roll back to")
-            to_version = previous.version
-        target = self.get_version(model_name, to_version)
-        plan = registry.plan_rollback(
+        previous = self.version_by_alias(model_name, registry.PREVIOUS_CHAMPION)
+        from_version = champion.tags.get(registry.ROLLBACK_FROM_TAG) if champion else None
+        unfinished = registry.unfinished_rollback(
             model_name,
-            target_version=target.version,
-            target_tags=target.tags,
-            current_champion=champion.version if champion else None,
-            force=force,
-            triggered_by=decided_by,
-            approvers=approvers,
+            champion=champion.version if champion else None,
+            champion_tags=champion.tags if champion else {},
+            from_tags=self.get_version(model_name, from_version).tags if from_version else {},
+            previous_champion=previous.version if previous else None,
+            recorded_champion=recorded_champion,
         )
-        now = datetime.now(timezone.utc).isoformat()
-        self.set_alias(model_name, registry.CHAMPION, target.version)
-        if plan.from_version and plan.from_version != target.version:
+        if unfinished is not None:
+            plan = registry.resume_rollback(unfinished, requested=to_version)
+            self.log.info(
+                "%s: finishing the interrupted rollback v%s -> v%s by %s",
+                model_name,
+                plan.from_version,
+                plan.to_version,
+                plan.who,
+            )
+        else:
+            if to_version is None:
+                if previous is None:
+                    raise ValueError(f"{model_name} has no previous_champion alias; name a version to roll back to")
+                to_version = previous.version
+            target = self.get_version(model_name, to_version)
+            plan = registry.plan_rollback(
+                model_name,
+                target_version=target.version,
+                target_tags=target.tags,
+                current_champion=champion.version if champion else None,
+                force=force,
+                triggered_by=decided_by,
+                approvers=approvers,
+                reason=reason,
+                at=datetime.now(timezone.utc).isoformat(),
+            )
+        # The order unfinished_rollback reads: both versions' tags before any alias, then champion (serving first).
+        self.set_version_tags(model_name, plan.to_version, plan.target_tags())
+        if plan.from_version:
+            self.set_version_tags(model_name, plan.from_version, {registry.ROLLED_BACK_AT_TAG: plan.at})
+        self.set_alias(model_name, registry.CHAMPION, plan.to_version)
+        if plan.from_version:
             self.set_alias(model_name, registry.PREVIOUS_CHAMPION, plan.from_version)
-            self.set_version_tags(model_name, plan.from_version, {registry.ROLLED_BACK_AT_TAG: now})
-        self.set_version_tags(
-            model_name,
-            target.version,
-            {
-                registry.PROMOTED_AT_TAG: now,
-                registry.PROMOTED_BY_TAG: decided_by,
-                registry.ROLLBACK_REASON_TAG: reason,
-                registry.ROLLBACK_FROM_TAG: plan.from_version or "",
-            },
-        )
         return plan
 
     def _drop_challenger(self, model_name: str, version: str) -> None:

@@ -275,6 +275,9 @@ def test_retried_promotion_is_a_no_op() -> None:
 # ----- rollback ---------------------------------------------------------------------------------------------------
 
 
+AT = "2026-06-02T10:00:00+00:00"
+
+
 def _rollback(tags: dict, *, target: str = "2", force: bool = False, by: str = "oncall") -> registry.Rollback:
     return registry.plan_rollback(
         "eta_berlin",
@@ -284,6 +287,8 @@ def _rollback(tags: dict, *, target: str = "2", force: bool = False, by: str = "
         force=force,
         triggered_by=by,
         approvers=["berlin_ops"],
+        reason="incident 42",
+        at=AT,
     )
 
 
@@ -309,6 +314,50 @@ def test_rollback_forward_is_a_promotion_only_an_approver_may_run() -> None:
     with pytest.raises(registry.RollbackRefused, match=r"v4 is newer than the champion v3.*oncall is not one"):
         _rollback(approved, target="4")
     assert _rollback(approved, target="4", by="berlin_ops").to_version == "4"
+
+
+def test_rollback_never_targets_the_champion_itself() -> None:
+    """A retry that resolved previous_champion after champion moved would otherwise record v3 -> v3."""
+    with pytest.raises(registry.RollbackRefused, match="v3 is the champion already"):
+        _rollback({registry.DECISION_TAG: registry.APPROVED}, target="3")
+
+
+def _unfinished(
+    champion_tags: dict, *, from_at: str | None = AT, previous: str | None = "2", recorded: str | None = "3"
+) -> registry.Rollback | None:
+    return registry.unfinished_rollback(
+        "eta_berlin",
+        champion="2",
+        champion_tags=champion_tags,
+        from_tags={registry.ROLLED_BACK_AT_TAG: from_at} if from_at else {},
+        previous_champion=previous,
+        recorded_champion=recorded,
+    )
+
+
+def test_a_rollback_interrupted_after_moving_champion_is_found_with_its_own_values() -> None:
+    """Champion v2 was restored from v3 (its tags, and v3's rolled_back_at, carry the same time); previous_champion
+    or the ledger does not show it yet: a retry finishes this rollback, whatever it resolves as its target."""
+    tags = _rollback({registry.DECISION_TAG: registry.APPROVED}).target_tags()
+    for previous, recorded in (("2", "3"), ("3", "3"), ("2", None)):
+        found = _unfinished(tags, previous=previous, recorded=recorded)
+        assert found is not None and found.resumed, (previous, recorded)
+        assert (found.from_version, found.to_version, found.who, found.why, found.at) == (
+            "3", "2", "oncall", "incident 42", AT
+        )  # fmt: skip
+    assert _unfinished(tags, previous="3", recorded="2") is None  # finished and recorded
+    assert _unfinished(tags, previous="3", recorded=None) is None  # finished; the ledger holds no champion yet
+    assert _unfinished(tags, from_at="2026-01-01T00:00:00+00:00") is None  # v2 was promoted again since
+    assert _unfinished(tags, from_at=None) is None
+    assert _unfinished({registry.DECISION_TAG: registry.APPROVED}, from_at=None) is None  # never rolled back to
+
+
+def test_while_a_rollback_is_unfinished_only_finishing_it_is_allowed() -> None:
+    unfinished = _unfinished(_rollback({registry.DECISION_TAG: registry.APPROVED}).target_tags())
+    assert registry.resume_rollback(unfinished, requested=None) == unfinished
+    assert registry.resume_rollback(unfinished, requested="2") == unfinished
+    with pytest.raises(registry.RollbackRefused, match=r"from v3 to v2 by oncall .* was interrupted"):
+        registry.resume_rollback(unfinished, requested="1")
 
 
 def test_decision_tags_answer_who_when_why() -> None:

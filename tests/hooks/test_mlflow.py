@@ -167,17 +167,20 @@ def test_a_rejection_is_recorded_and_takes_challenger_away(hook: Any, frame: Any
 
 
 def test_rollback_moves_champion_back_with_audit_and_refuses_rejected_versions(hook: Any) -> None:
-    plan = hook.rollback(MODEL, to_version=None, decided_by="oncall", reason="v3 blocks airport rides")
+    plan = hook.rollback(
+        MODEL, to_version=None, decided_by="oncall", reason="v3 blocks airport rides", recorded_champion=None
+    )
     assert (plan.from_version, plan.to_version) == ("3", "1")
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
     assert hook.version_by_alias(MODEL, registry.PREVIOUS_CHAMPION).version == "3"
     tags = hook.get_version(MODEL, "1").tags
     assert tags[registry.ROLLBACK_REASON_TAG] == "v3 blocks airport rides"
     assert (tags[registry.PROMOTED_BY_TAG], tags[registry.ROLLBACK_FROM_TAG]) == ("oncall", "3")
+    no_ledger = {"approvers": ["ops"], "recorded_champion": None}
     with pytest.raises(registry.RollbackRefused, match="v4 was rejected by timeout"):
-        hook.rollback(MODEL, to_version="4", decided_by="ops", reason="try", force=True, approvers=["ops"])
+        hook.rollback(MODEL, to_version="4", decided_by="ops", reason="try", force=True, **no_ledger)
     with pytest.raises(registry.RollbackRefused, match="v2 was superseded"):
-        hook.rollback(MODEL, to_version="2", decided_by="ops", reason="try", force=True, approvers=["ops"])
+        hook.rollback(MODEL, to_version="2", decided_by="ops", reason="try", force=True, **no_ledger)
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
 
 
@@ -191,6 +194,7 @@ def test_cli_rollback_and_status(hook: Any, tmp_path: Any, capsys: pytest.Captur
     shutil.copytree(Path(__file__).resolve().parents[2] / "dags" / "configs", configs)
     (configs / "testcity.yaml").write_text(
         "city: testcity\nregistry: {model_name: eta_testcity}\napproval: {approvers: [ops]}\n"
+        f"storage: {{base_uri: {tmp_path / 'runs'}}}\n"  # its ledger, not one in the working directory
     )
     forward = ["rollback", "testcity", "--to", "3", "--reason", "fixed upstream", "--config-dir", str(configs)]
     assert main([*forward, "--by", "oncall"]) == 1
