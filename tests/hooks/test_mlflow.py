@@ -244,6 +244,160 @@ def test_a_rerun_that_reuses_an_approved_version_does_not_undo_its_approval(hook
     assert hook.promote(rerun, decision, approvers=["ops"]).already_done
 
 
+# ----- a rollback interrupted after any write, then retried -----------------------------------------------------------
+
+RB_CITY, RB_MODEL = "rbcity", "eta_rbcity"
+# What a rollback writes, in order; the fault kills the attempt just after write k succeeded.
+ROLLBACK_WRITES = ("restored version's tags", "rolled_back_at of the old champion", "champion", "previous_champion")
+LEDGER_APPEND = len(ROLLBACK_WRITES) + 1
+
+
+class Killed(RuntimeError):
+    """The worker died (or MLflow restarted) right after a write."""
+
+
+@pytest.fixture(scope="module")
+def rollback_versions(hook: Any, frame: Any) -> tuple[str, str]:
+    """v1 and v2 of eta_rbcity, both approved by ops and promoted in turn."""
+    versions = []
+    for dag_run_id, minutes in (("rb_1", 1.1), ("rb_2", 1.2)):
+        version, _ = _register(hook, frame, dag_run_id, _bits(frame, minutes), model=RB_MODEL)
+        _decide(hook, _registered(version, champion=None), "Approve")
+        versions.append(version.version)
+    return versions[0], versions[1]
+
+
+@pytest.fixture
+def rollback_city(hook: Any, rollback_versions: tuple[str, str], tmp_path: Any) -> Any:
+    """eta_rbcity as two promotions left it (champion v2, previous_champion v1, both in a fresh ledger)."""
+    import shutil
+    from pathlib import Path
+
+    from airflow_ml_provider.config import load_city_config
+    from airflow_ml_provider.core.ledger import PROMOTE, Move
+    from airflow_ml_provider.hooks.ledger import city_ledger
+
+    configs = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "dags" / "configs", configs)
+    (configs / f"{RB_CITY}.yaml").write_text(
+        f"city: {RB_CITY}\napproval: {{approvers: [ops]}}\nstorage: {{base_uri: {tmp_path / 'runs'}}}\n"
+    )
+    config = load_city_config(RB_CITY, configs)
+    old, new = rollback_versions
+    for version in (old, new):
+        for key in (registry.ROLLBACK_FROM_TAG, registry.ROLLBACK_REASON_TAG, registry.ROLLED_BACK_AT_TAG):
+            if key in hook.get_version(RB_MODEL, version).tags:
+                hook.client.delete_model_version_tag(RB_MODEL, version, key)
+        hook.set_version_tags(
+            RB_MODEL, version, {registry.PROMOTED_AT_TAG: f"2026-06-0{version}", registry.PROMOTED_BY_TAG: "ops"}
+        )
+        city_ledger(config).append(
+            Move(kind=PROMOTE, model_name=RB_MODEL, version=version, from_version=None if version == old else old,
+                 to_version=version, who="ops", why="weekly", dag_run_id=f"rb_{version}")
+        )  # fmt: skip
+    hook.set_alias(RB_MODEL, registry.PREVIOUS_CHAMPION, old)
+    hook.set_alias(RB_MODEL, registry.CHAMPION, new)
+    return config
+
+
+def _kill_after_write(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Every MlflowHook (the CLI builds its own) and the ledger count their writes; write ``step`` succeeds, then
+    the attempt dies, once."""
+    from airflow_ml_provider.core.ledger import Ledger
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    writes = [0]
+
+    def counted(real: Any) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            writes[0] += 1
+            if writes[0] == step:
+                raise Killed(f"killed after write {step}")
+            return result
+
+        return write
+
+    for owner, name in ((MlflowHook, "set_version_tags"), (MlflowHook, "set_alias"), (Ledger, "append")):
+        monkeypatch.setattr(owner, name, counted(getattr(owner, name)))
+
+
+def _assert_rolled_back_once(hook: Any, config: Any, run_id: str | None) -> None:
+    """v2 -> v1 as it happened: aliases, both versions' tags, one ledger event, and audit's checks pass."""
+    from airflow_ml_provider.hooks.ledger import city_ledger
+    from airflow_ml_provider.tools import audit
+
+    assert hook.version_by_alias(RB_MODEL, registry.CHAMPION).version == "1"
+    assert hook.version_by_alias(RB_MODEL, registry.PREVIOUS_CHAMPION).version == "2"
+    restored, old = hook.get_version(RB_MODEL, "1").tags, hook.get_version(RB_MODEL, "2").tags
+    assert (restored[registry.ROLLBACK_FROM_TAG], restored[registry.PROMOTED_BY_TAG]) == ("2", "oncall")
+    assert restored[registry.ROLLBACK_REASON_TAG] == "v2 is slow at the airport"
+    assert old[registry.ROLLED_BACK_AT_TAG] == restored[registry.PROMOTED_AT_TAG]
+    events = city_ledger(config).events()
+    assert [(e.kind, e.from_version, e.to_version) for e in events] == [
+        ("promote", None, "1"), ("promote", "1", "2"), ("rollback", "2", "1")
+    ]  # fmt: skip
+    assert (events[-1].who, events[-1].why, events[-1].dag_run_id) == ("oncall", "v2 is slow at the airport", run_id)
+    checks = [audit.check_champions_were_approved, audit.check_previous_champion, audit.check_promotion_ledger]
+    assert audit.audit_city(audit.read_city_registry(hook, config), checks).violations == []
+
+
+@pytest.mark.parametrize("requested", [None, "1"], ids=["previous_champion", "v1"])
+@pytest.mark.parametrize("step", range(1, LEDGER_APPEND + 1), ids=[*ROLLBACK_WRITES, "ledger event"])
+def test_a_rollback_dag_run_killed_after_any_write_is_finished_by_its_retry(
+    hook: Any, rollback_city: Any, monkeypatch: pytest.MonkeyPatch, step: int, requested: str | None
+) -> None:
+    """The rollback DAG's task dies after write k; Airflow retries it (then a person clears it): champion v1,
+    previous_champion v2 (never champion again), one ledger event v2 -> v1."""
+    from airflow_ml_provider.hooks.ledger import roll_back
+
+    def attempt() -> registry.Rollback:
+        return roll_back(
+            rollback_city, hook, to_version=requested, who="oncall", why="v2 is slow at the airport", force=False,
+            dag_id=f"rollback_{RB_CITY}", dag_run_id="manual__1",
+        )  # fmt: skip
+
+    _kill_after_write(monkeypatch, step)
+    with pytest.raises(Killed):
+        attempt()
+    for _ in ("retry", "clear"):
+        plan = attempt()
+        assert (plan.from_version, plan.to_version) == ("2", "1")
+    _assert_rolled_back_once(hook, rollback_city, "manual__1")
+
+
+@pytest.mark.parametrize("step", range(1, LEDGER_APPEND), ids=ROLLBACK_WRITES)
+def test_airflow_ml_rollback_killed_after_any_write_is_finished_by_running_it_again(
+    rollback_city: Any, hook: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], step: int
+) -> None:
+    """The command goes the DAG's way (hooks.ledger.roll_back): run again after a crash, it finishes the rollback.
+    A request for another version meanwhile is refused and changes nothing."""
+    from pathlib import Path
+
+    from airflow_ml_provider.tools.cli import main
+
+    configs = Path(rollback_city.storage.base_uri).parent / "configs"
+    command = [
+        "rollback",
+        RB_CITY,
+        "--reason",
+        "v2 is slow at the airport",
+        "--by",
+        "oncall",
+        "--config-dir",
+        str(configs),
+    ]
+    _kill_after_write(monkeypatch, step)
+    with pytest.raises(Killed):
+        main(command)
+    if hook.version_by_alias(RB_MODEL, registry.CHAMPION).version == "1":  # moved: nothing may bury this rollback
+        assert main([*command[:2], "--to", "2", *command[2:]]) == 1
+        assert "from v2 to v1 by oncall (v2 is slow at the airport) was interrupted" in capsys.readouterr().out
+    assert main(command) == 0
+    assert "champion v2 -> v1 (by oncall: v2 is slow at the airport)" in capsys.readouterr().out
+    _assert_rolled_back_once(hook, rollback_city, None)
+
+
 # ----- an outage is an error Airflow retries, never "absent" ---------------------------------------------------------
 
 
