@@ -312,5 +312,22 @@ def decided(
     )
 
 
+def rolled_back(plan: registry.Rollback, *, dag_id: str | None, dag_run_id: str | None) -> Move:
+    """A rollback's event: who and why as the restored version records them, so a finished interrupted rollback is
+    its first request's; where (DAG run) is the run that finished it."""
+    return Move(
+        kind=ROLLBACK,
+        model_name=plan.model_name,
+        version=plan.to_version,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        who=plan.who,
+        why=plan.why,
+        model_sha256=plan.model_sha256,
+        dag_id=dag_id,
+        dag_run_id=dag_run_id,
+    )
+
+
 def _str(version: str | None) -> str | None:
     return None if version is None else str(version)

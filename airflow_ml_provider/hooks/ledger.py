@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import CityConfig
-from airflow_ml_provider.core.ledger import ROLLBACK, Ledger, LedgerEvent, Move, last_move, rollback_of_run
+from airflow_ml_provider.core.ledger import Ledger, LedgerEvent, Move, last_move, rollback_of_run, rolled_back
 from airflow_ml_provider.core.registry import Rollback
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
@@ -64,20 +64,5 @@ def roll_back(
         force=force,
         approvers=config.approval.approvers,
     )
-    # Who and why as the restored version records them: a finished interrupted rollback is its first request's.
-    record(
-        config,
-        Move(
-            kind=ROLLBACK,
-            model_name=plan.model_name,
-            version=plan.to_version,
-            from_version=plan.from_version,
-            to_version=plan.to_version,
-            who=plan.who,
-            why=plan.why,
-            model_sha256=plan.model_sha256,
-            dag_id=dag_id,
-            dag_run_id=dag_run_id,
-        ),
-    )
+    record(config, rolled_back(plan, dag_id=dag_id, dag_run_id=dag_run_id))
     return plan
