@@ -231,13 +231,13 @@ def last_move(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
     return moves[-1] if moves else None
 
 
-def rollback_of_run(events: Sequence[LedgerEvent], dag_run_id: str | None) -> LedgerEvent | None:
-    """The rollback this DAG run recorded, when it is the last event: the run is done, and a retry or a clear of
-    it must not roll back again (to ``previous_champion``, that would swap back)."""
-    last = events[-1] if events else None
-    if dag_run_id is not None and last is not None and (last.kind, last.dag_run_id) == (ROLLBACK, dag_run_id):
-        return last
-    return None
+def rollback_of_run(events: Sequence[LedgerEvent], dag_id: str | None, dag_run_id: str | None) -> LedgerEvent | None:
+    """The rollback this DAG run recorded, if any: a DAG run rolls back once, and a retry or a clear of it must not
+    roll back again (to ``previous_champion``, that would swap back), whatever happened since."""
+    if dag_run_id is None:
+        return None
+    mine = [e for e in events if (e.kind, e.dag_id, e.dag_run_id) == (ROLLBACK, dag_id, dag_run_id)]
+    return mine[-1] if mine else None
 
 
 def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | None) -> str | None:

@@ -47,12 +47,18 @@ def roll_back(
 ) -> Rollback:
     """Move the city's ``champion`` back (:meth:`MlflowHook.rollback`, which refuses what may not be restored and
     finishes an interrupted rollback) and record it in the ledger once: the rollback DAG and ``airflow-ml rollback``
-    both come here. A DAG run whose rollback is the ledger's last event is done and changes nothing again."""
+    both come here. A DAG run whose rollback the ledger holds is done and changes nothing again."""
     events = city_ledger(config).events()
-    done = rollback_of_run(events, dag_run_id)
+    done = rollback_of_run(events, dag_id, dag_run_id)
     if done is not None and done.to_version is not None:
         return Rollback(
-            done.model_name, done.to_version, done.from_version, done.model_sha256, done.who, done.why, done.at
+            done.model_name,
+            to_version=done.to_version,
+            from_version=done.from_version,
+            model_sha256=done.model_sha256,
+            who=done.who,
+            why=done.why,
+            at=done.at,
         )
     move = last_move(events)
     plan = hook.rollback(

@@ -81,5 +81,12 @@ class RollbackModelOperator(CityOperator):
                 dag_id=self.dag_id,
                 dag_run_id=context["run_id"],
             )
-        self.log.info("%s champion: v%s -> v%s by %s", plan.model_name, plan.from_version, plan.to_version, user)
+        self.log.info(
+            "%s champion: v%s -> v%s by %s%s",
+            plan.model_name,
+            plan.from_version,
+            plan.to_version,
+            plan.who,
+            " (an interrupted rollback, now finished)" if plan.resumed else "",
+        )
         return {"model_name": plan.model_name, "champion": plan.to_version, "from_version": plan.from_version}

@@ -151,7 +151,9 @@ def _rollback(args: argparse.Namespace) -> int:
     except (RollbackRefused, ValueError) as exc:
         print(f"rollback refused: {exc}")
         return 1
-    print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} (by {args.by}: {args.reason})")
+    # Who and why as recorded: running the command again after a crash finishes the first request.
+    how = f"by {plan.who}: {plan.why}" + ("; an interrupted rollback, now finished" if plan.resumed else "")
+    print(f"{plan.model_name}: champion v{plan.from_version} -> v{plan.to_version} ({how})")
     return 0
 
 

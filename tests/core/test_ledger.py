@@ -137,6 +137,18 @@ def test_ledger_and_registry_disagreeing_is_reported(book: Ledger) -> None:
     assert champion_mismatch([], "3") is None
 
 
+def test_a_rollback_dag_run_that_recorded_its_event_is_done(book: Ledger) -> None:
+    """Its retry or clear must not roll back again, also after later events; other runs are not done."""
+    _history(book)
+    events = book.events()
+    assert ledger.last_move(events).to_version == "1" and ledger.last_move([]) is None
+    assert ledger.rollback_of_run(events, "retrain_berlin", "manual__15") == events[-1]
+    assert ledger.rollback_of_run([*events, events[1]], "retrain_berlin", "manual__15") == events[-1]
+    assert ledger.rollback_of_run(events, "retrain_berlin", "manual__14") is None  # a promotion's run
+    assert ledger.rollback_of_run(events, "rollback_berlin", "manual__15") is None
+    assert ledger.rollback_of_run(events, None, None) is None  # airflow-ml rollback: each command is a new request
+
+
 def test_parse_when() -> None:
     assert ledger.parse_when("2026-03-03") == datetime(2026, 3, 3, 23, 59, 59, tzinfo=timezone.utc)
     assert ledger.parse_when("2026-03-03T14:00+01:00").utcoffset() == timedelta(hours=1)
