@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from airflow_ml_provider.core import registry
 from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
@@ -231,13 +231,17 @@ def last_move(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
     return moves[-1] if moves else None
 
 
-def rollback_of_run(events: Sequence[LedgerEvent], dag_id: str | None, dag_run_id: str | None) -> LedgerEvent | None:
-    """The rollback this DAG run recorded, if any: a DAG run rolls back once, and a retry or a clear of it must not
-    roll back again (to ``previous_champion``, that would swap back), whatever happened since."""
+def rollback_of_run(
+    events: Sequence[LedgerEvent], dag_id: str | None, dag_run_id: str | None
+) -> registry.Rollback | None:
+    """The rollback this DAG run recorded, if any, as it was recorded: a DAG run rolls back once, and a retry or a
+    clear of it must not roll back again (to ``previous_champion``, that would swap back), whatever happened since."""
     if dag_run_id is None:
         return None
     mine = [e for e in events if (e.kind, e.dag_id, e.dag_run_id) == (ROLLBACK, dag_id, dag_run_id)]
-    return mine[-1] if mine else None
+    if not mine or mine[-1].to_version is None:
+        return None
+    return registry.Rollback(**_common_fields(mine[-1], registry.Rollback))
 
 
 def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | None) -> str | None:
@@ -316,17 +320,15 @@ def rolled_back(plan: registry.Rollback, *, dag_id: str | None, dag_run_id: str 
     """A rollback's event: who and why as the restored version records them, so a finished interrupted rollback is
     its first request's; where (DAG run) is the run that finished it."""
     return Move(
-        kind=ROLLBACK,
-        model_name=plan.model_name,
-        version=plan.to_version,
-        from_version=plan.from_version,
-        to_version=plan.to_version,
-        who=plan.who,
-        why=plan.why,
-        model_sha256=plan.model_sha256,
-        dag_id=dag_id,
-        dag_run_id=dag_run_id,
+        kind=ROLLBACK, version=plan.to_version, dag_id=dag_id, dag_run_id=dag_run_id, **_common_fields(plan, Move)
     )
+
+
+def _common_fields(source: object, kind: type) -> dict[str, Any]:
+    """``source``'s values of the dataclass fields ``kind`` shares with it: a rollback plan and its event say the
+    same model, versions, bits, who and why under the same names."""
+    shared = {f.name for f in fields(kind)} & {f.name for f in fields(source)}  # type: ignore[arg-type]
+    return {name: getattr(source, name) for name in shared}
 
 
 def _str(version: str | None) -> str | None:

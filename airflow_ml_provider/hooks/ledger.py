@@ -50,16 +50,8 @@ def roll_back(
     both come here. A DAG run whose rollback the ledger holds is done and changes nothing again."""
     events = city_ledger(config).events()
     done = rollback_of_run(events, dag_id, dag_run_id)
-    if done is not None and done.to_version is not None:
-        return Rollback(
-            done.model_name,
-            to_version=done.to_version,
-            from_version=done.from_version,
-            model_sha256=done.model_sha256,
-            who=done.who,
-            why=done.why,
-            at=done.at,
-        )
+    if done is not None:
+        return done
     move = last_move(events)
     plan = hook.rollback(
         config.model_name,

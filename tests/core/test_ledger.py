@@ -142,8 +142,12 @@ def test_a_rollback_dag_run_that_recorded_its_event_is_done(book: Ledger) -> Non
     _history(book)
     events = book.events()
     assert ledger.last_move(events).to_version == "1" and ledger.last_move([]) is None
-    assert ledger.rollback_of_run(events, "retrain_berlin", "manual__15") == events[-1]
-    assert ledger.rollback_of_run([*events, events[1]], "retrain_berlin", "manual__15") == events[-1]
+    recorded = ledger.rollback_of_run(events, "retrain_berlin", "manual__15")
+    last = events[-1]
+    assert recorded == registry.Rollback(
+        last.model_name, last.to_version, last.from_version, last.model_sha256, last.who, last.why, last.at
+    )
+    assert ledger.rollback_of_run([*events, events[1]], "retrain_berlin", "manual__15") == recorded
     assert ledger.rollback_of_run(events, "retrain_berlin", "manual__14") is None  # a promotion's run
     assert ledger.rollback_of_run(events, "rollback_berlin", "manual__15") is None
     assert ledger.rollback_of_run(events, None, None) is None  # airflow-ml rollback: each command is a new request
