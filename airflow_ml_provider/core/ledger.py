@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import registry, rollback
 from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 from airflow_ml_provider.core.storage import sha256_hex
 
@@ -233,7 +233,7 @@ def last_move(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
 
 def rollback_of_run(
     events: Sequence[LedgerEvent], dag_id: str | None, dag_run_id: str | None
-) -> registry.Rollback | None:
+) -> rollback.Rollback | None:
     """The rollback this DAG run recorded, if any, as it was recorded: a DAG run rolls back once, and a retry or a
     clear of it must not roll back again (to ``previous_champion``, that would swap back), whatever happened since."""
     if dag_run_id is None:
@@ -241,7 +241,7 @@ def rollback_of_run(
     mine = [e for e in events if (e.kind, e.dag_id, e.dag_run_id) == (ROLLBACK, dag_id, dag_run_id)]
     if not mine or mine[-1].to_version is None:
         return None
-    return registry.Rollback(**_common_fields(mine[-1], registry.Rollback))
+    return rollback.Rollback(**_common_fields(mine[-1], rollback.Rollback))
 
 
 def champion_mismatch(events: Sequence[LedgerEvent], champion_version: str | None) -> str | None:
@@ -316,7 +316,7 @@ def decided(
     )
 
 
-def rolled_back(plan: registry.Rollback, *, dag_id: str | None, dag_run_id: str | None) -> Move:
+def rolled_back(plan: rollback.Rollback, *, dag_id: str | None, dag_run_id: str | None) -> Move:
     """A rollback's event: who and why as the restored version records them, so a finished interrupted rollback is
     its first request's; where (DAG run) is the run that finished it."""
     return Move(

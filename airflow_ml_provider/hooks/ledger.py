@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from airflow_ml_provider.config import CityConfig
 from airflow_ml_provider.core.ledger import Ledger, LedgerEvent, Move, last_move, rollback_of_run, rolled_back
-from airflow_ml_provider.core.registry import Rollback
+from airflow_ml_provider.core.rollback import Rollback
 from airflow_ml_provider.hooks.dataset import DatasetHook
 
 if TYPE_CHECKING:

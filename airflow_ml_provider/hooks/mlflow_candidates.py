@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import registry, rollback
 from airflow_ml_provider.core.handoff import Decision, Promoted, Registered
 from airflow_ml_provider.core.registry import DAG_RUN_TAG
 
@@ -172,17 +172,17 @@ class CandidateWorkflow:
         recorded_champion: str | None,
         force: bool = False,
         approvers: list[str] | tuple[str, ...] = (),
-    ) -> registry.Rollback:
+    ) -> rollback.Rollback:
         """Move ``champion`` back in one step (default: to ``previous_champion``), recording who, when and why.
-        :func:`registry.plan_rollback` says which versions may be restored and by whom. ``recorded_champion`` is the
+        :func:`rollback.plan_rollback` says which versions may be restored and by whom. ``recorded_champion`` is the
         promotion ledger's last champion (None when it has none).
 
         Safe to retry at any point: a rollback interrupted after moving ``champion`` is recognised by its tags
-        (:func:`registry.unfinished_rollback`) and finished with the values it started with."""
+        (:func:`rollback.unfinished_rollback`) and finished with the values it started with."""
         champion = self.version_by_alias(model_name, registry.CHAMPION)
         previous = self.version_by_alias(model_name, registry.PREVIOUS_CHAMPION)
         from_version = champion.tags.get(registry.ROLLBACK_FROM_TAG) if champion else None
-        unfinished = registry.unfinished_rollback(
+        unfinished = rollback.unfinished_rollback(
             model_name,
             champion=champion.version if champion else None,
             champion_tags=champion.tags if champion else {},
@@ -191,7 +191,7 @@ class CandidateWorkflow:
             recorded_champion=recorded_champion,
         )
         if unfinished is not None:
-            plan = registry.resume_rollback(unfinished, requested=to_version)
+            plan = rollback.resume_rollback(unfinished, requested=to_version)
             self.log.info(
                 "%s: finishing the interrupted rollback v%s -> v%s by %s",
                 model_name,
@@ -205,7 +205,7 @@ class CandidateWorkflow:
                     raise ValueError(f"{model_name} has no previous_champion alias; name a version to roll back to")
                 to_version = previous.version
             target = self.get_version(model_name, to_version)
-            plan = registry.plan_rollback(
+            plan = rollback.plan_rollback(
                 model_name,
                 target_version=target.version,
                 target_tags=target.tags,

@@ -8,7 +8,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.core.handoff import Decision, Registered
 from airflow_ml_provider.core.ledger import decided
-from airflow_ml_provider.core.registry import PREVIOUS_CHAMPION, PromotionRefused, RollbackRefused, StaleChampionError
+from airflow_ml_provider.core.registry import PREVIOUS_CHAMPION, PromotionRefused, StaleChampionError
+from airflow_ml_provider.core.rollback import RollbackRefused
 from airflow_ml_provider.hooks.ledger import record, roll_back
 from airflow_ml_provider.operators.base import CityOperator, failing_for_good, handed
 

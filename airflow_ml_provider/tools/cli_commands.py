@@ -134,7 +134,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from airflow_ml_provider.config import ConfigError, load_city_config
-    from airflow_ml_provider.core.registry import RollbackRefused
+    from airflow_ml_provider.core.rollback import RollbackRefused
     from airflow_ml_provider.hooks.ledger import roll_back
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 

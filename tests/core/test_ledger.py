@@ -14,7 +14,7 @@ import pytest
 import records
 from records import append_history
 
-from airflow_ml_provider.core import ledger, registry
+from airflow_ml_provider.core import ledger, registry, rollback
 from airflow_ml_provider.core.handoff import Promoted
 from airflow_ml_provider.core.ledger import Ledger, LedgerError, Move, champion_at, champion_mismatch, verify
 from airflow_ml_provider.hooks.dataset import DatasetHook
@@ -144,7 +144,7 @@ def test_a_rollback_dag_run_that_recorded_its_event_is_done(book: Ledger) -> Non
     assert ledger.last_move(events).to_version == "1" and ledger.last_move([]) is None
     recorded = ledger.rollback_of_run(events, "retrain_berlin", "manual__15")
     last = events[-1]
-    assert recorded == registry.Rollback(
+    assert recorded == rollback.Rollback(
         last.model_name, last.to_version, last.from_version, last.model_sha256, last.who, last.why, last.at
     )
     assert ledger.rollback_of_run([*events, events[1]], "retrain_berlin", "manual__15") == recorded

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import registry, rollback
 from airflow_ml_provider.core.handoff import Decision, Evaluated, Promoted, Registered, Trained
 
 A, B = "a" * 64, "b" * 64
@@ -278,8 +278,8 @@ def test_retried_promotion_is_a_no_op() -> None:
 AT = "2026-06-02T10:00:00+00:00"
 
 
-def _rollback(tags: dict, *, target: str = "2", force: bool = False, by: str = "oncall") -> registry.Rollback:
-    return registry.plan_rollback(
+def _rollback(tags: dict, *, target: str = "2", force: bool = False, by: str = "oncall") -> rollback.Rollback:
+    return rollback.plan_rollback(
         "eta_berlin",
         target_version=target,
         target_tags=tags,
@@ -298,34 +298,34 @@ def test_rollback_restores_an_approved_version() -> None:
 
 
 def test_rollback_to_a_version_never_decided_needs_force() -> None:
-    with pytest.raises(registry.RollbackRefused, match="v2 was never approved"):
+    with pytest.raises(rollback.RollbackRefused, match="v2 was never approved"):
         _rollback({})
     assert _rollback({}, force=True).to_version == "2"
 
 
 @pytest.mark.parametrize("decision", [registry.REJECTED, registry.BLOCKED, registry.SUPERSEDED])
 def test_rollback_never_restores_rejected_blocked_or_superseded_even_forced(decision: str) -> None:
-    with pytest.raises(registry.RollbackRefused, match=f"v2 was {decision}.*never restores it, even forced"):
+    with pytest.raises(rollback.RollbackRefused, match=f"v2 was {decision}.*never restores it, even forced"):
         _rollback({registry.DECISION_TAG: decision, registry.DECIDED_BY_TAG: "berlin_ops"}, force=True)
 
 
 def test_rollback_forward_is_a_promotion_only_an_approver_may_run() -> None:
     approved = {registry.DECISION_TAG: registry.APPROVED}
-    with pytest.raises(registry.RollbackRefused, match=r"v4 is newer than the champion v3.*oncall is not one"):
+    with pytest.raises(rollback.RollbackRefused, match=r"v4 is newer than the champion v3.*oncall is not one"):
         _rollback(approved, target="4")
     assert _rollback(approved, target="4", by="berlin_ops").to_version == "4"
 
 
 def test_rollback_never_targets_the_champion_itself() -> None:
     """A retry that resolved previous_champion after champion moved would otherwise record v3 -> v3."""
-    with pytest.raises(registry.RollbackRefused, match="v3 is the champion already"):
+    with pytest.raises(rollback.RollbackRefused, match="v3 is the champion already"):
         _rollback({registry.DECISION_TAG: registry.APPROVED}, target="3")
 
 
 def _unfinished(
     champion_tags: dict, *, from_at: str | None = AT, previous: str | None = "2", recorded: str | None = "3"
-) -> registry.Rollback | None:
-    return registry.unfinished_rollback(
+) -> rollback.Rollback | None:
+    return rollback.unfinished_rollback(
         "eta_berlin",
         champion="2",
         champion_tags=champion_tags,
@@ -354,10 +354,10 @@ def test_a_rollback_interrupted_after_moving_champion_is_found_with_its_own_valu
 
 def test_while_a_rollback_is_unfinished_only_finishing_it_is_allowed() -> None:
     unfinished = _unfinished(_rollback({registry.DECISION_TAG: registry.APPROVED}).target_tags())
-    assert registry.resume_rollback(unfinished, requested=None) == unfinished
-    assert registry.resume_rollback(unfinished, requested="2") == unfinished
-    with pytest.raises(registry.RollbackRefused, match=r"from v3 to v2 by oncall .* was interrupted"):
-        registry.resume_rollback(unfinished, requested="1")
+    assert rollback.resume_rollback(unfinished, requested=None) == unfinished
+    assert rollback.resume_rollback(unfinished, requested="2") == unfinished
+    with pytest.raises(rollback.RollbackRefused, match=r"from v3 to v2 by oncall .* was interrupted"):
+        rollback.resume_rollback(unfinished, requested="1")
 
 
 def test_decision_tags_answer_who_when_why() -> None:
@@ -374,5 +374,5 @@ def test_decision_tags_answer_who_when_why() -> None:
 
 def test_rollback_refuses_a_superseded_version_whatever_was_recorded_on_it_later() -> None:
     tags = {registry.DECISION_TAG: registry.APPROVED, registry.SUPERSEDED_BY_TAG: "5"}
-    with pytest.raises(registry.RollbackRefused, match="v2 was superseded"):
+    with pytest.raises(rollback.RollbackRefused, match="v2 was superseded"):
         _rollback(tags, force=True)

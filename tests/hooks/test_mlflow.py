@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import records
 
-from airflow_ml_provider.core import registry
+from airflow_ml_provider.core import registry, rollback
 from airflow_ml_provider.core.handoff import Decision, Registered
 
 pytestmark = pytest.mark.slow
@@ -177,9 +177,9 @@ def test_rollback_moves_champion_back_with_audit_and_refuses_rejected_versions(h
     assert tags[registry.ROLLBACK_REASON_TAG] == "v3 blocks airport rides"
     assert (tags[registry.PROMOTED_BY_TAG], tags[registry.ROLLBACK_FROM_TAG]) == ("oncall", "3")
     no_ledger = {"approvers": ["ops"], "recorded_champion": None}
-    with pytest.raises(registry.RollbackRefused, match="v4 was rejected by timeout"):
+    with pytest.raises(rollback.RollbackRefused, match="v4 was rejected by timeout"):
         hook.rollback(MODEL, to_version="4", decided_by="ops", reason="try", force=True, **no_ledger)
-    with pytest.raises(registry.RollbackRefused, match="v2 was superseded"):
+    with pytest.raises(rollback.RollbackRefused, match="v2 was superseded"):
         hook.rollback(MODEL, to_version="2", decided_by="ops", reason="try", force=True, **no_ledger)
     assert hook.version_by_alias(MODEL, registry.CHAMPION).version == "1"
 
@@ -351,7 +351,7 @@ def test_a_rollback_dag_run_killed_after_any_write_is_finished_by_its_retry(
     previous_champion v2 (never champion again), one ledger event v2 -> v1."""
     from airflow_ml_provider.hooks.ledger import roll_back
 
-    def attempt() -> registry.Rollback:
+    def attempt() -> rollback.Rollback:
         return roll_back(
             rollback_city, hook, to_version=requested, who="oncall", why="v2 is slow at the airport", force=False,
             dag_id=f"rollback_{RB_CITY}", dag_run_id="manual__1",
