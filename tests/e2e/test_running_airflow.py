@@ -107,7 +107,8 @@ def test_only_an_approver_can_approve_and_approval_promotes(stack: Stack, runs: 
     # Data values are escaped Markdown in the body (``_`` -> ``\_``); the Required Actions screen renders them as text.
     assert re.search(r"^\| district=tegel\\_airport \| .* \| pass \|$", body, re.MULTILINE), body
     assert f"- [MLflow model version eta\\_berlin v1]({stack.mlflow_url}/#/models/eta_berlin/versions/1)" in body
-    assert f"- [Airflow run]({stack.api_url}/dags/{BERLIN}/runs/{runs.approve})" in body
+    # Run ids hold ":" and "+": quoted, as Airflow's own task log links quote them.
+    assert f"- [Airflow run]({stack.api_url}/dags/{BERLIN}/runs/{quote(runs.approve, safe='')})" in body
 
     with pytest.raises(AirflowApiError) as refused:
         stack.api("analyst").answer(BERLIN, runs.approve, "Approve", "not my city")
