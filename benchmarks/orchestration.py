@@ -409,6 +409,7 @@ def run_on_celery(root: Path, cities: list[str], days: int, concurrency: int, pr
 
     if reason := celery_stack.missing_requirements():
         raise SystemExit(reason)
+    os.environ["PYTHONPATH"] = str(ROOT)  # the stack's processes run this checkout's package, as in prepare()
     dags = celery_stack.write_dag_folder(root, cities)
     with celery_stack.running(root, dags, concurrency=concurrency, preload=preload) as stack:
         for city in cities:

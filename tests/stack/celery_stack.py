@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -198,6 +199,7 @@ def running(root: Path, dags: Path, *, concurrency: int = 2, preload: bool = Tru
     from airflow_ml_provider.hooks.api_client import AirflowApi
     from airflow_ml_provider.tools import embedded
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server, in this process: a line per request
     logs = root / "logs"
     logs.mkdir()
     procs = Processes(logs)
