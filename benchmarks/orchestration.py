@@ -19,6 +19,11 @@ Throughput (``--cities N``): N cities triggered at once; cities per minute to th
 every process of the standalone session, so shared pages count once) and how many train/evaluate tasks ran at once
 under the shipped pool (``ml_training``, ``embedded.POOL_SLOTS`` slots).
 
+``--celery``: (b) on the production topology instead, the stack test's harness (tests/stack/celery_stack.py:
+Postgres, Redis, moto S3, MLflow server, Airflow with the CeleryExecutor and one Celery worker running
+``--concurrency`` tasks at once, preloading the steps' libraries unless ``--no-preload``); data and runs in S3, no (a).
+Memory is the PSS of every process of the stack, and of the Celery worker (its main process, pool and task processes).
+
 Goals (issue 14): ratio (b)/(a) <= 1.5 and fixed overhead <= 1 s per task.
 """
 
@@ -225,16 +230,49 @@ class Standalone:
             time.sleep(POLL_SECONDS)
         raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}; see {self.log_path}")
 
-    def members(self) -> list[int]:
+    def memory_groups(self) -> dict[str, list[int]]:
         from airflow_ml_provider.tools.standalone import session_members
 
-        return session_members(self.process.pid)
+        return {"the standalone session": session_members(self.process.pid)}
+
+    @property
+    def task_logs(self) -> str:
+        return f"{os.environ['AIRFLOW_HOME']}/logs"
 
     def stop(self) -> None:
         from airflow_ml_provider.tools.standalone import stop_sessions
 
         stop_sessions([self.process.pid], grace=10)
         self.log.close()
+
+
+class CeleryAirflow:
+    """The Celery stack of tests/stack/celery_stack.py behind what the measurements use of :class:`Standalone`."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.http = stack.http
+
+    def rest(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, url, headers=self.stack.admin._headers, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def wait_until(self, check: Any, timeout: float, what: str) -> Any:
+        from celery_stack import wait
+
+        return wait(what, check, timeout, self.stack.procs)
+
+    def memory_groups(self) -> dict[str, list[int]]:
+        from airflow_ml_provider.tools.standalone import session_members
+
+        sessions = {name: session_members(proc.pid) for name, proc in self.stack.procs.started}
+        return {"the whole stack": [pid for pids in sessions.values() for pid in pids],
+                "the Celery worker": sessions["celery-worker"]}  # fmt: skip
+
+    @property
+    def task_logs(self) -> str:
+        return f"{self.stack.env['AIRFLOW_HOME']}/logs"
 
 
 def pss_mb(pids: list[int]) -> float:
@@ -255,7 +293,7 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
-def trigger_all(airflow: Standalone, cities: list[str], timeout: float) -> dict[str, str]:
+def trigger_all(airflow: Standalone | CeleryAirflow, cities: list[str], timeout: float) -> dict[str, str]:
     dag_ids = [f"retrain_{city}" for city in cities]
 
     def parsed() -> bool:
@@ -275,17 +313,18 @@ def trigger_all(airflow: Standalone, cities: list[str], timeout: float) -> dict[
 class Sampler(threading.Thread):
     """Every second: memory of the standalone session, and how many pooled tasks run at once."""
 
-    def __init__(self, airflow: Standalone) -> None:
+    def __init__(self, airflow: Standalone | CeleryAirflow) -> None:
         super().__init__(daemon=True)
         self.airflow = airflow
         self.stop = threading.Event()
-        self.peak_mb = 0.0
+        self.peak_mb: dict[str, float] = {}
         self.peak_pooled = 0
         self.peak_running = 0
 
     def run(self) -> None:
         while not self.stop.wait(POLL_SECONDS):
-            self.peak_mb = max(self.peak_mb, pss_mb(self.airflow.members()))
+            for group, pids in self.airflow.memory_groups().items():
+                self.peak_mb[group] = max(self.peak_mb.get(group, 0.0), pss_mb(pids))
             try:
                 running = self.airflow.rest(
                     "GET", "/api/v2/dags/~/dagRuns/~/taskInstances", params={"state": "running", "limit": 1000}
@@ -296,7 +335,9 @@ class Sampler(threading.Thread):
             self.peak_pooled = max(self.peak_pooled, sum(ti["pool"] == "ml_training" for ti in running))
 
 
-def wait_for_steps(airflow: Standalone, runs: dict[str, str], timeout: float) -> dict[str, list[dict[str, Any]]]:
+def wait_for_steps(
+    airflow: Standalone | CeleryAirflow, runs: dict[str, str], timeout: float
+) -> dict[str, list[dict[str, Any]]]:
     """Every run's task instances once its ``register`` succeeded; fails on a failed or retried step."""
     done: dict[str, list[dict[str, Any]]] = {}
 
@@ -309,7 +350,7 @@ def wait_for_steps(airflow: Standalone, runs: dict[str, str], timeout: float) ->
             # up_for_retry is waited out: on a loaded machine a task's API calls can time out and Airflow retries it
             bad = {t: s for t, s in states.items() if s in ("failed", "upstream_failed", "skipped")}
             if bad:
-                raise SystemExit(f"{dag_id} {run_id}: {bad}; task logs under {os.environ['AIRFLOW_HOME']}/logs")
+                raise SystemExit(f"{dag_id} {run_id}: {bad}; task logs under {airflow.task_logs}")
             if states.get("register") == "success":
                 done[dag_id] = tis
         return len(done) == len(runs)
@@ -332,39 +373,73 @@ def run_on_scheduler(root: Path, cities: list[str], api_port: int, timeout: floa
             timeout,
             "airflow standalone to be healthy",
         )
-        sampler = Sampler(airflow)
-        sampler.start()
-        runs = trigger_all(airflow, cities, timeout)
-        triggered = datetime.now(timezone.utc)
-        tis = wait_for_steps(airflow, runs, timeout)
-        sampler.stop.set()
-        sampler.join()
-        dag_runs = {
-            dag_id: airflow.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}") for dag_id, run_id in runs.items()
-        }
-        return {
-            "triggered": triggered,
-            "tis": tis,
-            "dag_runs": dag_runs,
-            "peak_mb": sampler.peak_mb,
-            "peak_pooled": sampler.peak_pooled,
-            "peak_running": sampler.peak_running,
-        }
+        return measure_runs(airflow, cities, timeout)
     finally:
         airflow.stop()
+
+
+def measure_runs(airflow: Standalone | CeleryAirflow, cities: list[str], timeout: float) -> dict[str, Any]:
+    """Trigger every city at once and wait for every ``register``; task instances, runs and the sampler's peaks."""
+    sampler = Sampler(airflow)
+    sampler.start()
+    runs = trigger_all(airflow, cities, timeout)
+    triggered = datetime.now(timezone.utc)
+    tis = wait_for_steps(airflow, runs, timeout)
+    sampler.stop.set()
+    sampler.join()
+    dag_runs = {
+        dag_id: airflow.rest("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}") for dag_id, run_id in runs.items()
+    }
+    return {
+        "triggered": triggered,
+        "tis": tis,
+        "dag_runs": dag_runs,
+        "peak_mb": sampler.peak_mb,
+        "peak_pooled": sampler.peak_pooled,
+        "peak_running": sampler.peak_running,
+    }
+
+
+def run_on_celery(root: Path, cities: list[str], days: int, concurrency: int, preload: bool, timeout: float) -> dict:
+    """(b) on the stack test's Celery stack: the cities' data in its S3, one worker of ``concurrency`` slots."""
+    sys.path[:0] = [str(ROOT / "tests" / "stack"), str(ROOT / "tests")]  # celery_stack and its e2e.postgres
+    import celery_stack
+
+    from airflow_ml_provider.core.demo_data import make_city_data
+
+    if reason := celery_stack.missing_requirements():
+        raise SystemExit(reason)
+    os.environ["PYTHONPATH"] = str(ROOT)  # the stack's processes run this checkout's package, as in prepare()
+    dags = celery_stack.write_dag_folder(root, cities)
+    with celery_stack.running(root, dags, concurrency=concurrency, preload=preload) as stack:
+        for city in cities:
+            stack.put_city_data(city, make_city_data(city, end=date.today(), days=days))
+        airflow = CeleryAirflow(stack)
+        # the worker has started (and preloaded) before any clock starts, as the scheduler has in (b) of standalone
+        airflow.wait_until(lambda: re.search(r"@\S+ ready\.", stack.procs.log("celery-worker")), timeout,
+                           "the Celery worker to be ready")  # fmt: skip
+        preloaded = [line for line in stack.procs.log("celery-worker").splitlines()
+                     if celery_stack.PRELOAD_LOG_LINE in line]  # fmt: skip
+        print("    worker: " + (preloaded[0].strip() if preloaded else "no preload"), flush=True)
+        return measure_runs(airflow, cities, timeout)
 
 
 # ----- reports -------------------------------------------------------------------------------------------------------
 
 
-def report_single(in_proc: dict[str, float] | None, scheduled: dict[str, Any]) -> None:
+def report_memory(scheduled: dict[str, Any]) -> None:
+    for group, peak in scheduled["peak_mb"].items():
+        print(f"peak memory of {group} (PSS): {peak:.0f} MB")
+
+
+def report_single(in_proc: dict[str, float] | None, scheduled: dict[str, Any], executor: str) -> None:
     """(a) and (b) side by side; without (a), (b)'s task times and the scheduler's gaps alone."""
     ((dag_id, tis),) = scheduled["tis"].items()
     by_task = {ti["task_id"]: ti for ti in tis}
     run_start = parse_time(scheduled["dag_runs"][dag_id]["start_date"])
     wall_b = (parse_time(by_task["register"]["end_date"]) - run_start).total_seconds()
     own = in_proc or {}
-    print(f"\n(b) scheduler ({os.environ['AIRFLOW__CORE__EXECUTOR']}), run start -> register done: {wall_b:.1f} s")
+    print(f"\n(b) scheduler ({executor}), run start -> register done: {wall_b:.1f} s")
     if in_proc:
         wall_a = sum(in_proc[step] for step in STEPS)
         print(f"(a) one process, steps called in order: {wall_a:.1f} s")
@@ -383,10 +458,10 @@ def report_single(in_proc: dict[str, float] | None, scheduled: dict[str, Any]) -
             print(f"{step:<14} {'-':>7} {duration:>11.1f} {'-':>11} {gap:>13.1f}")
     if overheads:
         print(f"mean fixed overhead per task: {sum(overheads) / len(overheads):.1f} s (task time minus its own work)")
-    print(f"peak memory of the standalone session (PSS): {scheduled['peak_mb']:.0f} MB")
+    report_memory(scheduled)
 
 
-def report_throughput(cities: list[str], scheduled: dict[str, Any]) -> None:
+def report_throughput(cities: list[str], scheduled: dict[str, Any], pool_slots: int) -> None:
     triggered = scheduled["triggered"]
     ends = sorted(
         parse_time({ti["task_id"]: ti for ti in tis}["register"]["end_date"]) for tis in scheduled["tis"].values()
@@ -398,10 +473,10 @@ def report_throughput(cities: list[str], scheduled: dict[str, Any]) -> None:
     print(
         f"first city registered after {first:.0f} s, median {(ends[len(ends) // 2] - triggered).total_seconds():.0f} s"
     )
-    print(f"peak memory of the standalone session (PSS): {scheduled['peak_mb']:.0f} MB")
+    report_memory(scheduled)
     print(
         f"peak tasks running at once: {scheduled['peak_running']}; in the ml_training pool (train, evaluate): "
-        f"{scheduled['peak_pooled']} of {embedded.POOL_SLOTS} slots"
+        f"{scheduled['peak_pooled']} of {pool_slots} slots"
     )
 
 
@@ -417,6 +492,9 @@ def main() -> None:
         "(default: the embedded default's airflow_ml_provider.executors.PreloadingLocalExecutor)",
     )
     parser.add_argument("--skip-in-process", action="store_true", help="only (b), e.g. to compare executors")
+    parser.add_argument("--celery", action="store_true", help="(b) on the Celery stack of tests/stack instead")
+    parser.add_argument("--concurrency", type=int, default=2, help="with --celery: the worker's worker_concurrency")
+    parser.add_argument("--no-preload", action="store_true", help="with --celery: workers without celery_config")
     parser.add_argument("--in-process", metavar="CITY", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process:
@@ -427,20 +505,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orchestration-bench-") as tmp:
         root = (args.root or Path(tmp)).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        api_port = free_port()
-        prepare(root, cities, args.days, api_port, args.executor)
         in_proc = None
-        if len(cities) == 1 and not args.skip_in_process:
-            print("(a) one process ...", flush=True)
-            in_proc = run_in_process(cities[0])
-            print("    " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in in_proc.items()), flush=True)
-        executor = os.environ["AIRFLOW__CORE__EXECUTOR"]
-        print(f"(b) airflow standalone ({executor}), port {api_port}, log {root / 'standalone.log'} ...", flush=True)
-        scheduled = run_on_scheduler(root, cities, api_port, args.timeout)
-        if len(cities) == 1:
-            report_single(in_proc, scheduled)
+        if args.celery:
+            preload = "without preload" if args.no_preload else "preloading"
+            executor = f"CeleryExecutor, 1 worker, concurrency {args.concurrency}, {preload}"
+            print(f"(b) the Celery stack ({executor}), logs in {root / 'logs'} ...", flush=True)
+            scheduled = run_on_celery(root, cities, args.days, args.concurrency, not args.no_preload, args.timeout)
+            from celery_stack import POOL_SLOTS as pool_slots  # on the path since run_on_celery
         else:
-            report_throughput(cities, scheduled)
+            api_port = free_port()
+            prepare(root, cities, args.days, api_port, args.executor)
+            if len(cities) == 1 and not args.skip_in_process:
+                print("(a) one process ...", flush=True)
+                in_proc = run_in_process(cities[0])
+                print("    " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in in_proc.items()), flush=True)
+            executor = os.environ["AIRFLOW__CORE__EXECUTOR"]
+            print(
+                f"(b) airflow standalone ({executor}), port {api_port}, log {root / 'standalone.log'} ...", flush=True
+            )
+            scheduled = run_on_scheduler(root, cities, api_port, args.timeout)
+            pool_slots = embedded.POOL_SLOTS
+        if len(cities) == 1:
+            report_single(in_proc, scheduled, executor)
+        else:
+            report_throughput(cities, scheduled, pool_slots)
         os.chdir(ROOT)
 
 

@@ -243,6 +243,8 @@ def test_airflow_services_share_one_image_executor_connections_and_dags(
         assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"], name
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://"), name
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://"), name
+        # the workers' preload (docs/scaling.md); every component reads the same Celery configuration
+        assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "airflow_ml_provider.celery_config.CELERY_CONFIG", name
         assert env["AIRFLOW_ML_CONFIG_DIR"] == "/opt/airflow/dags/configs", name
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"], f"{name}: components must share one JWT secret"
 
