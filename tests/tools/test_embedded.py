@@ -48,3 +48,14 @@ def _configs_with_paris(tmp_path: Path) -> Path:
     shutil.copytree(PROJECT / "dags" / "configs", configs)
     (configs / "paris.yaml").write_text("city: paris\napproval: {approvers: [paris_ops]}\n")
     return configs
+
+
+def test_training_threads_are_the_cores_shared_by_the_pool_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(embedded.os, "cpu_count", lambda: 8)
+    env = embedded.environment(tmp_path / "root", PROJECT / "dags")
+    assert env["OMP_NUM_THREADS"] == str(8 // embedded.POOL_SLOTS)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert embedded.environment(tmp_path / "root", PROJECT / "dags")["OMP_NUM_THREADS"] == "3"
